@@ -1,0 +1,84 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Settings every target shares: Swift 6 language mode (strict concurrency) plus the upcoming features
+/// that keep imports and existentials explicit.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "osbackup",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "osbackup", targets: ["osbackup"]),
+        .library(name: "BlockDelta", targets: ["BlockDelta"]),
+        .library(name: "BackupEngine", targets: ["BackupEngine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // SHA-256 from the system OpenSSL libcrypto (Debian's libssl-dev): the same speed as
+        // swift-crypto here, without compiling a second BoringSSL.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        // The few Linux calls Swift's Glibc module hides behind _GNU_SOURCE (O_DIRECT, fallocate, BLK ioctls).
+        .target(name: "CLinuxIO"),
+        .target(
+            name: "BlockDelta",
+            dependencies: [
+                "COpenSSL",
+                "CLinuxIO",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BackupEngine",
+            dependencies: [
+                "BlockDelta",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "osbackup",
+            dependencies: [
+                "BackupEngine",
+                "BlockDelta",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TestSupport",
+            dependencies: ["BlockDelta"],
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BlockDeltaTests",
+            dependencies: ["BlockDelta", "TestSupport"],
+            resources: [.copy("Golden")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BackupEngineTests",
+            dependencies: ["BackupEngine", "BlockDelta", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OsbackupCLITests",
+            dependencies: ["osbackup", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

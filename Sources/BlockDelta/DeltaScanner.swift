@@ -1,0 +1,190 @@
+public import Logging
+
+import Foundation
+
+/// How a scan or a restore spreads its work.
+public struct ParallelIOConfiguration: Sendable {
+    /// Bytes read per chunk (rounded to whole blocks); each worker holds one chunk at a time.
+    public var chunkSize: Int
+    /// Threads that read and hash chunks.
+    public var workerCount: Int
+    /// Chunks in flight at once; memory is about `chunksInFlight × chunkSize`.
+    public var chunksInFlight: Int
+
+    /// Creates a configuration; the defaults use every core with 4 MiB chunks.
+    public init(
+        chunkSize: Int = 4 << 20,
+        workerCount: Int? = nil,
+        chunksInFlight: Int? = nil
+    ) {
+        self.chunkSize = chunkSize
+        self.workerCount = max(1, workerCount ?? ProcessInfo.processInfo.activeProcessorCount)
+        self.chunksInFlight = max(self.workerCount + 1, chunksInFlight ?? 2 * self.workerCount + 2)
+    }
+
+    /// Blocks per chunk for `blockSize`.
+    func blocksPerChunk(blockSize: Int) -> Int { max(1, chunkSize / blockSize) }
+}
+
+/// What a scan found and wrote.
+public struct DeltaScanResult: Sendable {
+    /// The regions, data blocks and zero blocks written into this backup.
+    public var summary: RegionSummary
+    /// Blocks read.
+    public var blocksScanned: UInt64
+    /// Blocks that read as zeros (whether or not they changed).
+    public var zeroBlocksSeen: UInt64
+    /// Bytes read from the source.
+    public var bytesRead: UInt64
+}
+
+/// A reusable buffer with the per-block results of one chunk.
+///
+/// Owned by one thread at a time: a worker fills it, the consumer reads it, and the pipeline's lock orders
+/// the hand-offs, which is the invariant behind `@unchecked Sendable`.
+final class ScanSlot: @unchecked Sendable {
+    let buffer: UnsafeMutableRawBufferPointer
+    var digests: [BlockDigest]
+    var isZero: [Bool]
+    var blockCount = 0
+    let hasher = SHA256Hasher()
+
+    init(bufferSize: Int, blocks: Int) {
+        buffer = .allocate(byteCount: bufferSize, alignment: BlockSource.directIOAlignment)
+        digests = Array(repeating: .zeroBlockMarker, count: blocks)
+        isZero = Array(repeating: false, count: blocks)
+    }
+
+    deinit { buffer.deallocate() }
+}
+
+/// The delta scan: reads the whole source, finds zero blocks, hashes the others, compares each block with
+/// a reference hash map and writes the blocks that differ (all blocks when there is no reference) as one
+/// backup, plus the new full hash map.
+public enum DeltaScanner {
+    /// Scans `source` into the backup `files` described by `descriptor` and writes the new map to `newMapPath`.
+    ///
+    /// `reference` is the map to compare with (nil for a Full). It must have the descriptor's block size and
+    /// may be shorter than the volume (a volume that grew: the new blocks count as changed) but not longer.
+    public static func scan(
+        source: BlockSource,
+        descriptor: BackupDescriptor,
+        reference: HashMapReader?,
+        files: VolumeBackupFiles,
+        newMapPath: String,
+        configuration: ParallelIOConfiguration = .init(),
+        logger: Logger
+    ) throws(BlockDeltaError) -> DeltaScanResult {
+        let geometry = descriptor.geometry
+        precondition(geometry.volumeSize == source.size, "descriptor and source disagree on the size")
+        if let reference {
+            let referenceGeometry = reference.descriptor.geometry
+            precondition(referenceGeometry.blockSize == geometry.blockSize && referenceGeometry.volumeSize <= geometry.volumeSize)
+        }
+        let writer = try VolumeBackupWriter(files: files, descriptor: descriptor)
+        let mapWriter: FormatFileWriter
+        do {
+            mapWriter = try FormatFileWriter(path: newMapPath, header: FormatHeader(kind: .hashMap, descriptor: descriptor))
+        } catch {
+            writer.abandon()
+            throw error
+        }
+        do {
+            let result = try scanBlocks(
+                source: source, geometry: geometry, reference: reference, writer: writer, mapWriter: mapWriter,
+                configuration: configuration)
+            let summary = try writer.finish()
+            try mapWriter.finish(recordCount: geometry.blockCount)
+            logger.debug(
+                "scan finished",
+                metadata: [
+                    "osb-volume": "\(descriptor.volumeID)", "osb-blocks": "\(result.blocksScanned)",
+                    "osb-data-blocks": "\(summary.dataBlocks)", "osb-zero-blocks": "\(summary.zeroBlocks)",
+                ])
+            return DeltaScanResult(
+                summary: summary, blocksScanned: result.blocksScanned, zeroBlocksSeen: result.zeroBlocksSeen,
+                bytesRead: geometry.volumeSize)
+        } catch {
+            writer.abandon()
+            mapWriter.abandon()
+            throw error
+        }
+    }
+
+    private static func scanBlocks(
+        source: BlockSource, geometry: VolumeGeometry, reference: HashMapReader?, writer: VolumeBackupWriter,
+        mapWriter: FormatFileWriter, configuration: ParallelIOConfiguration
+    ) throws(BlockDeltaError) -> (blocksScanned: UInt64, zeroBlocksSeen: UInt64) {
+        let blockSize = geometry.blockSize
+        let blocksPerChunk = configuration.blocksPerChunk(blockSize: blockSize)
+        let chunkBytes = blocksPerChunk * blockSize
+        let blockCount = geometry.blockCount
+        let chunkCount = Int((blockCount + UInt64(blocksPerChunk) - 1) / UInt64(blocksPerChunk))
+        let slots = (0..<configuration.chunksInFlight).map { _ in ScanSlot(bufferSize: chunkBytes, blocks: blocksPerChunk) }
+        let referenceCursor = reference?.makeCursor()
+        let referenceBlocks = reference?.descriptor.geometry.blockCount ?? 0
+        var zeroBlocksSeen: UInt64 = 0
+
+        try OrderedPipeline.run(
+            chunkCount: chunkCount, workerCount: configuration.workerCount, slots: slots,
+            work: { chunk, slot throws(BlockDeltaError) in
+                let firstBlock = UInt64(chunk) * UInt64(blocksPerChunk)
+                let blocks = Int(min(UInt64(blocksPerChunk), blockCount - firstBlock))
+                let length = Int(geometry.byteCount(ofBlocks: firstBlock, count: UInt64(blocks)))
+                try source.read(into: slot.buffer, at: geometry.offset(ofBlock: firstBlock), length: length)
+                slot.blockCount = blocks
+                for index in 0..<blocks {
+                    let start = index * blockSize
+                    let bytes = UnsafeRawBufferPointer(rebasing: slot.buffer[start..<min(start + blockSize, length)])
+                    if ZeroDetection.isAllZero(bytes) {
+                        slot.isZero[index] = true
+                        slot.digests[index] = .zeroBlockMarker
+                    } else {
+                        slot.isZero[index] = false
+                        slot.digests[index] = slot.hasher.digest(of: bytes)
+                    }
+                }
+            },
+            consume: { chunk, slot throws(BlockDeltaError) in
+                let firstBlock = UInt64(chunk) * UInt64(blocksPerChunk)
+                var run: (start: Int, isZero: Bool)?
+                func flush(upTo end: Int) throws(BlockDeltaError) {
+                    guard let current = run else { return }
+                    run = nil
+                    let block = firstBlock + UInt64(current.start)
+                    if current.isZero {
+                        try writer.appendZero(firstBlock: block, count: UInt64(end - current.start))
+                    } else {
+                        let startByte = current.start * blockSize
+                        let endByte = startByte + Int(geometry.byteCount(ofBlocks: block, count: UInt64(end - current.start)))
+                        try writer.appendData(
+                            firstBlock: block, digests: slot.digests[current.start..<end],
+                            bytes: UnsafeRawBufferPointer(rebasing: slot.buffer[startByte..<endByte]))
+                    }
+                }
+                for index in 0..<slot.blockCount {
+                    let block = firstBlock + UInt64(index)
+                    let digest = slot.digests[index]
+                    try mapWriter.append(digest)
+                    if slot.isZero[index] { zeroBlocksSeen += 1 }
+                    var changed = true
+                    if let referenceCursor, block < referenceBlocks {
+                        guard let previous = try referenceCursor.nextDigest() else {
+                            throw .malformed(path: reference!.file.path, "ends before block \(block)")
+                        }
+                        changed = previous != digest
+                    }
+                    if !changed {
+                        try flush(upTo: index)
+                    } else if let current = run, current.isZero != slot.isZero[index] {
+                        try flush(upTo: index)
+                        run = (index, slot.isZero[index])
+                    } else if run == nil {
+                        run = (index, slot.isZero[index])
+                    }
+                }
+                try flush(upTo: slot.blockCount)
+            })
+        return (blockCount, zeroBlocksSeen)
+    }
+}

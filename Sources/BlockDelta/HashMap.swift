@@ -1,0 +1,178 @@
+/// The working-dir hash map (`.map`): one SHA-256 digest for every block of the volume as it was at one
+/// backup, the only state an Incremental or Differential needs.
+///
+/// After the common header (see ``FormatHeader``; its backup id is the backup the map describes), one
+/// 32-byte record per block in block order; a block that reads as all zeros is recorded as 32 zero bytes
+/// (``BlockDigest/zeroBlockMarker``). The trailer counts blocks; its checksum covers header, records and
+/// count. A 1 TiB volume at 64 KiB blocks has a 512 MiB map; it is streamed, never held in memory.
+public struct HashMapReader: Sendable {
+    /// The underlying file.
+    public let file: FormatFileReader
+
+    /// Opens the map at `path`, checks its frame and checksum and that it has one record per block.
+    public init(path: String) throws(BlockDeltaError) {
+        file = try FormatFileReader(path: path, expecting: .hashMap)
+        let blockCount = file.descriptor.geometry.blockCount
+        guard file.recordCount == blockCount else {
+            throw .malformed(path: path, "holds \(file.recordCount) digests for a volume of \(blockCount) blocks")
+        }
+        try file.verifyChecksum()
+    }
+
+    /// The backup the map describes.
+    public var descriptor: BackupDescriptor { file.descriptor }
+
+    /// A cursor over the digests in block order.
+    public func makeCursor() -> RecordCursor { file.makeCursor() }
+}
+
+/// The paths of the three files one backup of one volume consists of.
+public struct VolumeBackupFiles: Hashable, Sendable {
+    /// The `.bmp` region list.
+    public var regions: String
+    /// The `.bmpsha` digest list.
+    public var digests: String
+    /// The `.bvmdk` block data.
+    public var data: String
+
+    /// Creates the set from three paths.
+    public init(regions: String, digests: String, data: String) {
+        self.regions = regions
+        self.digests = digests
+        self.data = data
+    }
+
+    /// The paths in the order they are written and checked.
+    public var all: [String] { [regions, digests, data] }
+}
+
+/// Writes one backup of one volume: regions, digests and data, coalescing adjacent blocks of one kind.
+///
+/// Blocks must arrive in increasing order. Nothing is valid until ``finish()`` returns: on an error,
+/// call ``abandon()`` and discard the files.
+public final class VolumeBackupWriter {
+    private let regions: FormatFileWriter
+    private let digests: FormatFileWriter
+    private let data: FormatFileWriter
+    private let geometry: VolumeGeometry
+    private var pending: Region?
+    private var nextBlock: UInt64 = 0
+    /// Totals so far.
+    public private(set) var summary = RegionSummary()
+
+    /// Creates the three files with their headers.
+    public init(files: VolumeBackupFiles, descriptor: BackupDescriptor) throws(BlockDeltaError) {
+        geometry = descriptor.geometry
+        regions = try FormatFileWriter(path: files.regions, header: FormatHeader(kind: .regionList, descriptor: descriptor))
+        digests = try FormatFileWriter(path: files.digests, header: FormatHeader(kind: .digestList, descriptor: descriptor))
+        data = try FormatFileWriter(path: files.data, header: FormatHeader(kind: .blockData, descriptor: descriptor))
+    }
+
+    /// Records `digests.count` consecutive data blocks starting at `firstBlock`, with their bytes.
+    public func appendData(
+        firstBlock: UInt64, digests blockDigests: some Collection<BlockDigest>, bytes: UnsafeRawBufferPointer
+    ) throws(BlockDeltaError) {
+        let count = UInt64(blockDigests.count)
+        precondition(count > 0 && bytes.count == Int(geometry.byteCount(ofBlocks: firstBlock, count: count)))
+        try extend(firstBlock: firstBlock, count: count, kind: .data)
+        for digest in blockDigests {
+            try digests.append(digest)
+            data.addDigestToChecksum(digest)
+        }
+        try data.append(bytes)
+        summary.dataBlocks += count
+        summary.dataBytes += UInt64(bytes.count)
+    }
+
+    /// Records `count` consecutive blocks that read as zeros.
+    public func appendZero(firstBlock: UInt64, count: UInt64) throws(BlockDeltaError) {
+        precondition(count > 0)
+        try extend(firstBlock: firstBlock, count: count, kind: .zero)
+        summary.zeroBlocks += count
+    }
+
+    private func extend(firstBlock: UInt64, count: UInt64, kind: Region.Kind) throws(BlockDeltaError) {
+        precondition(firstBlock >= nextBlock && firstBlock + count <= geometry.blockCount, "blocks out of order")
+        nextBlock = firstBlock + count
+        var first = firstBlock
+        var remaining = count
+        if var region = pending, region.kind == kind, region.endBlock == first {
+            let room = Region.maximumBlockCount - region.blockCount
+            let taken = min(room, remaining)
+            region.blockCount += taken
+            pending = region
+            first += taken
+            remaining -= taken
+            if remaining == 0 { return }
+        }
+        while remaining > 0 {
+            if let region = pending { try write(region) }
+            let taken = min(Region.maximumBlockCount, remaining)
+            pending = Region(firstBlock: first, blockCount: taken, kind: kind)
+            first += taken
+            remaining -= taken
+        }
+    }
+
+    private func write(_ region: Region) throws(BlockDeltaError) {
+        try region.encoded().withBytes { bytes throws(BlockDeltaError) in try regions.append(bytes) }
+        summary.regionCount += 1
+    }
+
+    /// Writes the trailers, syncs and closes the three files; returns the totals.
+    public func finish() throws(BlockDeltaError) -> RegionSummary {
+        if let region = pending {
+            try write(region)
+            pending = nil
+        }
+        try data.finish(recordCount: summary.dataBytes)
+        try digests.finish(recordCount: summary.dataBlocks)
+        try regions.finish(recordCount: summary.regionCount)
+        return summary
+    }
+
+    /// Closes the files without trailers after an error.
+    public func abandon() {
+        regions.abandon()
+        digests.abandon()
+        data.abandon()
+    }
+}
+
+/// One backup of one volume, opened and checked: the three files agree, their checksums hold and their
+/// counts match. Block data is verified block by block against the digests as it is read.
+public struct VolumeBackupReader: Sendable {
+    /// The region list.
+    public let regions: RegionListReader
+    /// The digest list.
+    public let digests: FormatFileReader
+    /// The block data.
+    public let data: FormatFileReader
+    /// The totals of the region list.
+    public let summary: RegionSummary
+
+    /// The backup's descriptor.
+    public var descriptor: BackupDescriptor { regions.file.descriptor }
+
+    /// Opens and checks the three files.
+    public init(files: VolumeBackupFiles) throws(BlockDeltaError) {
+        regions = try RegionListReader(path: files.regions)
+        digests = try FormatFileReader(path: files.digests, expecting: .digestList)
+        data = try FormatFileReader(path: files.data, expecting: .blockData)
+        for other in [digests, data] where other.descriptor != regions.file.descriptor {
+            throw .mismatchedChain(path: other.path, "header describes another backup than \(files.regions)")
+        }
+        summary = try regions.validate()
+        try digests.verifyChecksum()
+        guard digests.recordCount == summary.dataBlocks else {
+            throw .malformed(
+                path: files.digests, "holds \(digests.recordCount) digests but the region list has \(summary.dataBlocks) data blocks")
+        }
+        guard data.recordCount == summary.dataBytes else {
+            throw .malformed(
+                path: files.data, "holds \(data.recordCount) bytes but the region list needs \(summary.dataBytes)",
+                hint: "the file is truncated or from another backup")
+        }
+        try data.verifyBlockDataChecksum(digests: digests)
+    }
+}

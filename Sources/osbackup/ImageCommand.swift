@@ -1,0 +1,149 @@
+import ArgumentParser
+import BackupEngine
+import BlockDelta
+import Foundation
+
+/// `osbackup image`: the engine on a local raw image file or block device, no cloud.
+struct ImageCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "image",
+        abstract: "Back up, restore and verify a local raw image file or block device (no cloud).",
+        subcommands: [Backup.self, Restore.self, Verify.self, List.self]
+    )
+
+    struct Backup: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Back up SOURCE into a repository folder; prints the new backup's id as the last line.")
+
+        @Argument(help: "The raw image file or block device to back up.")
+        var source: String
+
+        @Option(help: "Working directory that keeps each volume's hash map between backups.")
+        var state: String
+
+        @Option(help: "Repository folder the backup is written into (created if missing).")
+        var to: String
+
+        @Option(help: "full, incremental or differential. Without a usable earlier map a Full is taken.")
+        var level: String = "incremental"
+
+        @Option(help: "Block size in bytes (power of two, 4096 to 67108864). Default: keep the existing map's, else 65536.")
+        var blockSize: Int?
+
+        @Option(help: "Volume id to record (default: derived from the source's absolute path).")
+        var volumeID: String?
+
+        @Flag(help: "Read the source with O_DIRECT (bypass the page cache).")
+        var directIO = false
+
+        @Option(help: "Reader/hasher threads (default: one per core).")
+        var threads: Int?
+
+        @OptionGroup var logging: LoggingOptions
+
+        func run() throws {
+            guard let level = BackupLevel(name: level) else {
+                throw ValidationError("unknown level '\(level)': use full, incremental or differential")
+            }
+            let logger = try logging.makeLogger(label: "osbackup.image")
+            let outcome = try ImageBackupJob.backup(
+                ImageBackupRequest(
+                    source: source, stateDirectory: state, repositoryDirectory: to, level: level, blockSize: blockSize,
+                    volumeID: volumeID, directIO: directIO, parallelism: ParallelIOConfiguration(workerCount: threads)),
+                logger: logger)
+            let manifest = outcome.manifest
+            let rate = Double(outcome.scan.bytesRead) / max(outcome.seconds, 1e-6) / 1e6
+            print(
+                "\(manifest.level) backup of \(source): \(outcome.scan.blocksScanned) blocks of \(manifest.blockSize) read, "
+                    + "\(manifest.dataBlocks) data blocks (\(manifest.dataBytes) bytes) and \(manifest.zeroBlocks) zero blocks "
+                    + "stored in \(manifest.regions) regions, \(String(format: "%.0f", rate)) MB/s")
+            if let reason = manifest.fallbackReason { print("Full instead of \(self.level): \(reason)") }
+            print(manifest.backupID)
+        }
+    }
+
+    struct Restore: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Restore a backup and the chain it builds on onto a file or block device.")
+
+        @Option(help: "Repository folder to restore from.")
+        var from: String
+
+        @Option(help: "Backup id to restore (default: the newest).")
+        var backup: String?
+
+        @Option(help: "Target file (written sparse, replaced atomically) or block device (must hold the volume).")
+        var to: String
+
+        @Option(help: "Reader/verifier threads (default: one per core).")
+        var threads: Int?
+
+        @OptionGroup var logging: LoggingOptions
+
+        func run() throws {
+            let logger = try logging.makeLogger(label: "osbackup.image")
+            let (chain, result) = try ImageBackupJob.restore(
+                repositoryDirectory: from, backup: try parseBackupID(backup), to: to,
+                parallelism: ParallelIOConfiguration(workerCount: threads), logger: logger)
+            print(
+                "restored \(chain.last!.backupID) (chain of \(result.backups)) to \(to): \(result.volumeSize) bytes, "
+                    + "\(result.dataBlocks) data blocks verified and written, \(result.zeroBlocks) zero blocks")
+        }
+    }
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check a backup and the chain it builds on without restoring: every file, every block digest.")
+
+        @Option(help: "Repository folder.")
+        var from: String
+
+        @Option(help: "Backup id to verify (default: the newest).")
+        var backup: String?
+
+        @Option(help: "Reader/verifier threads (default: one per core).")
+        var threads: Int?
+
+        func run() throws {
+            let (chain, result) = try ImageBackupJob.verify(
+                repositoryDirectory: from, backup: try parseBackupID(backup),
+                parallelism: ParallelIOConfiguration(workerCount: threads))
+            print(
+                "verified \(chain.last!.backupID) (chain of \(result.backups)): \(result.dataBlocks) data blocks "
+                    + "(\(result.dataBytes) bytes) match their digests, \(result.zeroBlocks) zero blocks")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the finished backups of a repository, oldest first.")
+
+        @Option(help: "Repository folder.")
+        var from: String
+
+        @Flag(help: "Print the manifests as a JSON array.")
+        var json = false
+
+        func run() throws {
+            let backups = try ImageRepository(directory: from, create: false).backups()
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(backups), as: UTF8.self))
+                return
+            }
+            for manifest in backups {
+                print(
+                    "\(manifest.backupID)  \(manifest.level.padding(toLength: 12, withPad: " ", startingAt: 0)) "
+                        + "\(manifest.createdAt)  \(manifest.volumeName)  \(manifest.dataBytes) bytes  "
+                        + "parent \(manifest.parentID ?? "-")")
+            }
+        }
+    }
+}
+
+/// Parses an optional `--backup` value.
+private func parseBackupID(_ text: String?) throws -> BackupID? {
+    guard let text else { return nil }
+    guard let id = BackupID(text) else { throw ValidationError("'\(text)' is not a backup id (a UUID)") }
+    return id
+}

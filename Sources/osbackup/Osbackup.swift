@@ -1,0 +1,53 @@
+import ArgumentParser
+import BlockDelta
+import Foundation
+
+/// The `osbackup` command: it only lists subcommands; each subcommand parses its options and calls the
+/// library.
+///
+/// Exit codes: 0 ok, 1 failed, 2 usage or configuration error, 3 partial (some targets failed).
+@main
+struct Osbackup: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "osbackup",
+        abstract: "Block-level backup of OpenStack servers and volumes, for Bacula or standalone.",
+        version: "0.1.0",
+        subcommands: [ImageCommand.self]
+    )
+
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as BlockDeltaError {
+            printError("osbackup: \(error)")
+            Foundation.exit(error.isConfigurationError ? ExitStatus.usage : ExitStatus.failure)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                Foundation.exit(0)
+            }
+            printError(fullMessage(for: error))
+            // ArgumentParser reports usage errors as EX_USAGE (64); osbackup promises 2.
+            Foundation.exit(code == .validationFailure ? ExitStatus.usage : code.rawValue)
+        }
+    }
+}
+
+/// The process exit statuses osbackup documents.
+enum ExitStatus {
+    /// Everything asked for was done.
+    static let success: Int32 = 0
+    /// The operation failed.
+    static let failure: Int32 = 1
+    /// The command line or the configuration is wrong.
+    static let usage: Int32 = 2
+    /// Some targets were backed up, others failed.
+    static let partial: Int32 = 3
+}
+
+/// Writes a line to standard error.
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
