@@ -156,14 +156,15 @@ public struct VolumeBackupReader: Sendable {
 
     /// Opens and checks the three files.
     public init(files: VolumeBackupFiles) throws(BlockDeltaError) {
+        // Each file's own checksum first, so that damage is reported against the damaged file.
         regions = try RegionListReader(path: files.regions)
+        summary = try regions.validate()
         digests = try FormatFileReader(path: files.digests, expecting: .digestList)
+        try digests.verifyChecksum()
         data = try FormatFileReader(path: files.data, expecting: .blockData)
         for other in [digests, data] where other.descriptor != regions.file.descriptor {
             throw .mismatchedChain(path: other.path, "header describes another backup than \(files.regions)")
         }
-        summary = try regions.validate()
-        try digests.verifyChecksum()
         guard digests.recordCount == summary.dataBlocks else {
             throw .malformed(
                 path: files.digests, "holds \(digests.recordCount) digests but the region list has \(summary.dataBlocks) data blocks")

@@ -1,0 +1,53 @@
+import BlockDelta
+import Foundation
+import Logging
+import TestSupport
+
+let testLogger = Logger(label: "osbackup.tests")
+
+/// Backs up `content` (written to `directory/source.img`) as one backup, comparing with `reference`.
+func scan(
+    _ content: [UInt8], in directory: String, name: String, blockSize: Int, backupID: BackupID = .generate(),
+    reference: HashMapReader? = nil, level: BackupLevel? = nil,
+    configuration: ParallelIOConfiguration = ParallelIOConfiguration(chunkSize: 64 << 10, workerCount: 2)
+) throws -> (files: VolumeBackupFiles, map: String, result: DeltaScanResult) {
+    let sourcePath = "\(directory)/source.img"
+    try DiskImage.write(content, to: sourcePath)
+    let level = level ?? (reference == nil ? .full : .incremental)
+    let descriptor = try BackupDescriptor(
+        geometry: VolumeGeometry(blockSize: blockSize, volumeSize: UInt64(content.count)), backupID: backupID,
+        parentID: reference?.descriptor.backupID, fullID: reference?.descriptor.fullID ?? backupID, level: level,
+        volumeID: "test-volume")
+    let files = VolumeBackupFiles(
+        regions: "\(directory)/\(name).bmp", digests: "\(directory)/\(name).bmpsha", data: "\(directory)/\(name).bvmdk")
+    let map = "\(directory)/\(name).map"
+    let result = try DeltaScanner.scan(
+        source: BlockSource(path: sourcePath, logger: testLogger), descriptor: descriptor, reference: reference,
+        files: files, newMapPath: map, configuration: configuration, logger: testLogger)
+    return (files, map, result)
+}
+
+/// The blocks whose content differs between `old` and `new` (all blocks past the end of `old`).
+func changedBlocks(from old: [UInt8], to new: [UInt8], blockSize: Int) -> Set<UInt64> {
+    var changed = Set<UInt64>()
+    let blocks = (new.count + blockSize - 1) / blockSize
+    for block in 0..<blocks {
+        let start = block * blockSize
+        let end = min(new.count, start + blockSize)
+        if end > old.count || old[start..<end] != new[start..<end] { changed.insert(UInt64(block)) }
+    }
+    return changed
+}
+
+/// Every block listed in the region list of `files`.
+func listedBlocks(_ files: VolumeBackupFiles) throws -> (data: Set<UInt64>, zero: Set<UInt64>) {
+    let cursor = try RegionListReader(path: files.regions).makeCursor()
+    var data = Set<UInt64>()
+    var zero = Set<UInt64>()
+    while let region = try cursor.next() {
+        for block in region.firstBlock..<region.endBlock {
+            if region.kind == .data { data.insert(block) } else { zero.insert(block) }
+        }
+    }
+    return (data, zero)
+}
