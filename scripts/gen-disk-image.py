@@ -43,6 +43,8 @@ def text_run(rng, size):
 
 def make(path, size, seed):
     rng = random.Random(seed)
+    # Text runs are slices of one seeded 8 MiB pool of log lines: as compressible as logs, and fast to make.
+    pool = text_run(random.Random(seed + 1000), 8 * MIB)
     with open(path, "wb") as image:
         image.truncate(size)
         offset = 0
@@ -54,7 +56,11 @@ def make(path, size, seed):
                 done = 0
                 while done < length:
                     piece = min(4 * MIB, length - done)
-                    image.write(rng.randbytes(piece) if kind < 0.7 else text_run(rng, piece))
+                    if kind < 0.7:
+                        image.write(rng.randbytes(piece))
+                    else:
+                        start = rng.randrange(0, len(pool) - piece + 1)
+                        image.write(pool[start:start + piece])
                     done += piece
             offset += length
 

@@ -1,0 +1,33 @@
+# osbackup: the two commands of the README are `make demo` and `make test`.
+# Debian's python3-swiftclient installs a /usr/bin/swift that shadows the toolchain: call it by path.
+SWIFT ?= /opt/swift/usr/bin/swift
+BIN_DEBUG = .build/debug/osbackup
+BIN_RELEASE = .build/release/osbackup
+
+.PHONY: all deps build test demo bench release clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+# Unit, property, CLI and loop-device tests (loop devices need root; they are skipped, and say so, otherwise).
+test: deps
+	$(SWIFT) test
+
+# The main job on a generated disk image: Full, change, Incremental, Differential, restore, verify.
+demo: build
+	scripts/demo-image $(BIN_DEBUG)
+
+# Throughput, stored bytes and peak RSS on a generated 4 GiB image (see docs/benchmarks.md).
+bench: release
+	scripts/bench-image $(BIN_RELEASE)
+
+clean:
+	rm -rf .build
