@@ -57,11 +57,22 @@ public enum ImageBackupJob {
         if let blockSize = request.blockSize { _ = try VolumeGeometry(blockSize: blockSize, volumeSize: 0) }
         let source = try BlockSource(path: request.source, directIO: request.directIO, logger: logger)
         let volumeID = request.volumeID ?? derivedVolumeID(for: request.source)
+        guard isSafeVolumeID(volumeID) else {
+            throw .invalidArgument(
+                "volume id '\(volumeID)' must be 1 to \(BackupDescriptor.maximumVolumeIDLength) letters, digits, '.', '_' or '-', not starting with '.'")
+        }
         let volumeName = PathSafeName.make(URL(fileURLWithPath: request.source).lastPathComponent)
         let state = try VolumeStateStore(directory: request.stateDirectory)
         let repository = try ImageRepository(directory: request.repositoryDirectory, create: true)
         var logger = logger
         logger[metadataKey: "osb-volume"] = "\(volumeID)"
+
+        guard let volumeLock = try FileLock.tryAcquire(state.lockPath(volumeID: volumeID)) else {
+            throw .failed(
+                path: state.lockPath(volumeID: volumeID), "another backup of volume \(volumeID) is running",
+                hint: "wait for it to finish; the lock goes away with its process")
+        }
+        defer { volumeLock.release() }
 
         let plan = LevelPlanner.plan(
             volumeID: volumeID, volumeSize: source.size, requested: request.level, requestedBlockSize: request.blockSize,
@@ -73,7 +84,8 @@ public enum ImageBackupJob {
         logger[metadataKey: "osb-backup"] = "\(backupID)"
         logger.info("backup started", metadata: ["osb-level": "\(plan.level)", "osb-geometry": "\(descriptor.geometry)"])
 
-        let folder = try repository.beginBackup(backupID)
+        let pending = try repository.beginBackup(backupID)
+        let folder = pending.folder
         let regionsFile = "\(volumeID).bmp"
         let digestsFile = "\(volumeID).bmpsha"
         let dataFile = "\(volumeName)_\(volumeID).bvmdk"
@@ -92,7 +104,7 @@ public enum ImageBackupJob {
                 volumeName: volumeName, volumeSize: source.size, blockSize: plan.blockSize, regionsFile: regionsFile,
                 digestsFile: digestsFile, dataFile: dataFile, regions: scan.summary.regionCount,
                 dataBlocks: scan.summary.dataBlocks, zeroBlocks: scan.summary.zeroBlocks, dataBytes: scan.summary.dataBytes)
-            try repository.commitBackup(manifest, partialFolder: folder)
+            try repository.commitBackup(manifest, pending: pending)
             try state.installPendingMap(volumeID: volumeID, level: plan.level)
             logger.info(
                 "backup stored",
@@ -102,7 +114,7 @@ public enum ImageBackupJob {
                 ])
             return ImageBackupOutcome(manifest: manifest, scan: scan, seconds: seconds)
         } catch {
-            repository.abandonBackup(partialFolder: folder)
+            repository.abandonBackup(pending)
             state.discardPendingMap(volumeID: volumeID)
             throw error
         }
@@ -134,6 +146,12 @@ public enum ImageBackupJob {
             }
         }
         return (chain, try ChainRestorer.verify(chain: files, configuration: parallelism))
+    }
+
+    /// Whether `id` can name files in the state directory and the repository.
+    static func isSafeVolumeID(_ id: String) -> Bool {
+        !id.isEmpty && id.utf8.count <= BackupDescriptor.maximumVolumeIDLength && !id.hasPrefix(".")
+            && id.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0)) }
     }
 
     /// A stable volume id for a local source: a UUID made from the SHA-256 of its absolute path.

@@ -170,11 +170,26 @@ public struct ImageRepository: Sendable {
         return id
     }
 
-    /// Creates the folder a new backup is written into, removing leftovers of unfinished ones.
-    public func beginBackup(_ id: BackupID) throws(BlockDeltaError) -> String {
+    /// The lock a backup holds on its partial folder while it writes it.
+    static let writerLockName = ".writer.lock"
+
+    /// A backup folder being written, locked against cleanup by other backups.
+    public struct PendingBackup: Sendable {
+        /// The `<id>.partial` folder.
+        public let folder: String
+        let lock: FileLock
+    }
+
+    /// Creates the folder a new backup is written into, and removes the partial folders of backups that
+    /// died (those whose writer lock nobody holds); a backup still running elsewhere keeps its folder.
+    public func beginBackup(_ id: BackupID) throws(BlockDeltaError) -> PendingBackup {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         for name in names where name.hasSuffix(Self.partialSuffix) {
-            try? FileManager.default.removeItem(atPath: "\(directory)/\(name)")
+            let stale = "\(directory)/\(name)"
+            if let lock = try? FileLock.tryAcquire("\(stale)/\(Self.writerLockName)") {
+                try? FileManager.default.removeItem(atPath: stale)
+                lock.release()
+            }
         }
         let path = folder(of: id) + Self.partialSuffix
         do {
@@ -182,11 +197,15 @@ public struct ImageRepository: Sendable {
         } catch {
             throw .failed(path: path, "cannot create the backup folder: \(error.localizedDescription)")
         }
-        return path
+        guard let lock = try FileLock.tryAcquire("\(path)/\(Self.writerLockName)") else {
+            throw .failed(path: path, "another process locked the new backup folder")
+        }
+        return PendingBackup(folder: path, lock: lock)
     }
 
     /// Writes the manifest into the partial folder and publishes the backup under its final name.
-    public func commitBackup(_ manifest: ImageBackupManifest, partialFolder: String) throws(BlockDeltaError) {
+    public func commitBackup(_ manifest: ImageBackupManifest, pending: PendingBackup) throws(BlockDeltaError) {
+        let partialFolder = pending.folder
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let manifestPath = "\(partialFolder)/manifest.json"
@@ -202,12 +221,16 @@ public struct ImageRepository: Sendable {
         try syncDirectory(partialFolder)
         let finalPath = "\(directory)/\(manifest.backupID)"
         guard rename(partialFolder, finalPath) == 0 else { throw .io("rename to \(finalPath)", path: partialFolder, errno: errno) }
+        // Renamed first, then unlocked: cleanup only ever looks at `.partial` folders.
+        unlink("\(finalPath)/\(Self.writerLockName)")
+        pending.lock.release()
         try syncDirectory(directory)
     }
 
     /// Removes the folder of a backup that failed.
-    public func abandonBackup(partialFolder: String) {
-        try? FileManager.default.removeItem(atPath: partialFolder)
+    public func abandonBackup(_ pending: PendingBackup) {
+        try? FileManager.default.removeItem(atPath: pending.folder)
+        pending.lock.release()
     }
 }
 

@@ -26,6 +26,8 @@ public struct VolumeStateStore: Sendable {
     public func latestMapPath(volumeID: String) -> String { "\(directory)/\(volumeID).map" }
     /// The map of the newest Full of `volumeID`.
     public func fullMapPath(volumeID: String) -> String { "\(directory)/\(volumeID).full.map" }
+    /// The lock a backup of `volumeID` holds, so two backups of one volume never race on its maps.
+    public func lockPath(volumeID: String) -> String { "\(directory)/\(volumeID).lock" }
     /// Where a backup in progress writes its new map.
     public func pendingMapPath(volumeID: String) -> String { "\(directory)/\(volumeID).map.new" }
 
