@@ -126,7 +126,7 @@ public enum ImageBackupJob {
         parallelism: ParallelIOConfiguration = .init(), logger: Logger
     ) throws(BlockDeltaError) -> (chain: [ImageBackupManifest], result: ChainApplyResult) {
         let repository = try ImageRepository(directory: repositoryDirectory, create: false)
-        let chain = try repository.chain(endingAt: id != nil ? id! : repository.latestID())
+        let chain = try repository.chain(endingAt: id)
         let result = try ChainRestorer.restore(
             chain: chain.map(repository.files(of:)), to: target, configuration: parallelism, logger: logger)
         return (chain, result)
@@ -137,7 +137,7 @@ public enum ImageBackupJob {
         repositoryDirectory: String, backup id: BackupID?, parallelism: ParallelIOConfiguration = .init()
     ) throws(BlockDeltaError) -> (chain: [ImageBackupManifest], result: ChainApplyResult) {
         let repository = try ImageRepository(directory: repositoryDirectory, create: false)
-        let chain = try repository.chain(endingAt: id != nil ? id! : repository.latestID())
+        let chain = try repository.chain(endingAt: id)
         let files = chain.map(repository.files(of:))
         for (manifest, backupFiles) in zip(chain, files) {
             let descriptor = try VolumeBackupReader(files: backupFiles).descriptor

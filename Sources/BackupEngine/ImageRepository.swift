@@ -115,6 +115,10 @@ public struct ImageRepository: Sendable {
             guard manifest.format == "osbackup-image-backup", manifest.version == 1, manifest.id == id else {
                 throw BlockDeltaError.malformed(path: path, "is not a version 1 osbackup image manifest for \(id)")
             }
+            for name in [manifest.regionsFile, manifest.digestsFile, manifest.dataFile]
+            where name.isEmpty || name.contains("/") || name.hasPrefix(".") {
+                throw BlockDeltaError.malformed(path: path, "names a file outside its backup folder: '\(name)'")
+            }
             return manifest
         } catch let error as BlockDeltaError {
             throw error
@@ -138,15 +142,18 @@ public struct ImageRepository: Sendable {
         return manifests
     }
 
-    /// The backups to apply, oldest first, to restore `id`: its Full, then each backup up to `id`.
-    public func chain(endingAt id: BackupID) throws(BlockDeltaError) -> [ImageBackupManifest] {
+    /// The backups to apply, oldest first, to restore `id` (the newest backup when nil): its Full, then
+    /// each backup up to `id`.
+    public func chain(endingAt id: BackupID?) throws(BlockDeltaError) -> [ImageBackupManifest] {
+        let target: BackupID
+        if let id { target = id } else { target = try latestID() }
         var chain: [ImageBackupManifest] = []
-        var next: BackupID? = id
+        var next: BackupID? = target
         while let current = next {
             guard contains(current) else {
                 throw .mismatchedChain(
                     path: directory,
-                    "backup \(chain.last?.backupID ?? "\(id)") builds on \(current), which is not in this repository")
+                    "backup \(chain.last?.backupID ?? "\(target)") builds on \(current), which is not in this repository")
             }
             let manifest = try manifest(of: current)
             chain.append(manifest)

@@ -66,25 +66,18 @@ struct ImageCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Restore a backup and the chain it builds on onto a file or block device.")
 
-        @Option(help: "Repository folder to restore from.")
-        var from: String
-
-        @Option(help: "Backup id to restore (default: the newest).")
-        var backup: String?
+        @OptionGroup var chain: ChainOptions
 
         @Option(help: "Target file (written sparse, replaced atomically) or block device (must hold the volume).")
         var to: String
-
-        @Option(help: "Reader/verifier threads (default: one per core).")
-        var threads: Int?
 
         @OptionGroup var logging: LoggingOptions
 
         func run() throws {
             let logger = try logging.makeLogger(label: "osbackup.image")
             let (chain, result) = try ImageBackupJob.restore(
-                repositoryDirectory: from, backup: try parseBackupID(backup), to: to,
-                parallelism: ParallelIOConfiguration(workerCount: threads), logger: logger)
+                repositoryDirectory: self.chain.from, backup: try self.chain.backupID(), to: to,
+                parallelism: self.chain.parallelism, logger: logger)
             print(
                 "restored \(chain.last!.backupID) (chain of \(result.backups)) to \(to): \(result.volumeSize) bytes, "
                     + "\(result.dataBlocks) data blocks verified and written, \(result.zeroBlocks) zero blocks")
@@ -95,19 +88,11 @@ struct ImageCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check a backup and the chain it builds on without restoring: every file, every block digest.")
 
-        @Option(help: "Repository folder.")
-        var from: String
-
-        @Option(help: "Backup id to verify (default: the newest).")
-        var backup: String?
-
-        @Option(help: "Reader/verifier threads (default: one per core).")
-        var threads: Int?
+        @OptionGroup var chain: ChainOptions
 
         func run() throws {
             let (chain, result) = try ImageBackupJob.verify(
-                repositoryDirectory: from, backup: try parseBackupID(backup),
-                parallelism: ParallelIOConfiguration(workerCount: threads))
+                repositoryDirectory: self.chain.from, backup: try self.chain.backupID(), parallelism: self.chain.parallelism)
             print(
                 "verified \(chain.last!.backupID) (chain of \(result.backups)): \(result.dataBlocks) data blocks "
                     + "(\(result.dataBytes) bytes) match their digests, \(result.zeroBlocks) zero blocks")
@@ -141,9 +126,24 @@ struct ImageCommand: ParsableCommand {
     }
 }
 
-/// Parses an optional `--backup` value.
-private func parseBackupID(_ text: String?) throws -> BackupID? {
-    guard let text else { return nil }
-    guard let id = BackupID(text) else { throw ValidationError("'\(text)' is not a backup id (a UUID)") }
-    return id
+/// The options that pick a backup chain in a repository: `--from`, `--backup`, `--threads`.
+struct ChainOptions: ParsableArguments {
+    @Option(help: "Repository folder.")
+    var from: String
+
+    @Option(help: "Backup id (default: the newest backup of the repository).")
+    var backup: String?
+
+    @Option(help: "Reader/verifier threads (default: one per core).")
+    var threads: Int?
+
+    /// The parsed `--backup`, nil for the newest.
+    func backupID() throws -> BackupID? {
+        guard let backup else { return nil }
+        guard let id = BackupID(backup) else { throw ValidationError("'\(backup)' is not a backup id (a UUID)") }
+        return id
+    }
+
+    /// Threads and chunk sizes for reading the chain.
+    var parallelism: ParallelIOConfiguration { ParallelIOConfiguration(workerCount: threads) }
 }

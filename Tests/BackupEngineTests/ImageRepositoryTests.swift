@@ -68,3 +68,28 @@ struct ImageRepositoryTests {
         #expect(PathSafeName.make(String(repeating: "é", count: 80)).utf8.count <= PathSafeName.maximumLength)
     }
 }
+
+@Suite("Tampered manifests")
+struct TamperedManifestTests {
+    @Test("a manifest that names a file outside its folder is refused")
+    func escapingFileName() throws {
+        try withTemporaryDirectory { directory in
+            var generator = SeededGenerator(seed: 52)
+            try DiskImage.write(DiskImage.content(size: 30_000, using: &generator), to: "\(directory)/disk.img")
+            let outcome = try ImageBackupJob.backup(
+                ImageBackupRequest(
+                    source: "\(directory)/disk.img", stateDirectory: "\(directory)/state",
+                    repositoryDirectory: "\(directory)/repo", level: .full, blockSize: 4096),
+                logger: testLogger)
+            let path = "\(directory)/repo/\(outcome.manifest.backupID)/manifest.json"
+            let text = try String(contentsOfFile: path, encoding: .utf8)
+                .replacingOccurrences(of: outcome.manifest.regionsFile, with: "../../state/x.bmp")
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            let error = #expect(throws: BlockDeltaError.self) {
+                try ImageBackupJob.restore(
+                    repositoryDirectory: "\(directory)/repo", backup: nil, to: "\(directory)/out.img", logger: testLogger)
+            }
+            #expect(error?.description.contains("names a file outside its backup folder") == true)
+        }
+    }
+}
