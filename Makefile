@@ -17,9 +17,11 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-# Unit, property, CLI and loop-device tests (loop devices need root; they are skipped, and say so, otherwise).
+# Unit, property, contract, CLI and loop-device tests, and the client against a real Keystone that
+# scripts/with-keystone starts for the run (root installs python3-keystone the first time; loop devices
+# need root too: those tests are skipped, and say so, otherwise).
 test: deps
-	$(SWIFT) test
+	scripts/with-keystone $(SWIFT) test
 
 # The main job on a generated disk image: Full, change, Incremental, Differential, restore, verify.
 demo: build
