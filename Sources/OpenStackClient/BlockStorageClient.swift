@@ -64,9 +64,20 @@ public struct BlockStorageClient: Sendable {
     }
 
     /// Creates a volume (empty, or from a snapshot); returns it in its first status (`creating`).
+    ///
+    /// The request carries a unique tag in its metadata; after an ambiguous failure the volume is looked
+    /// up by that tag before the create is tried again, so a retry never makes a second volume.
     public func createVolume(_ request: VolumeCreateRequest) async throws(OpenStackError) -> Volume {
-        let response = try await client.call("POST", "/volumes", body: request.body, expect: [202, 200])
-        return try client.decode(Volume.self, key: "volume", from: response, operation: "POST /volumes")
+        var request = request
+        let tag = request.metadata[IdempotentCreate.tagKey] ?? UUID().uuidString.lowercased()
+        request.metadata[IdempotentCreate.tagKey] = tag
+        return try await IdempotentCreate.run {
+            () async throws(OpenStackError) -> Volume in
+            let response = try await client.call("POST", "/volumes", body: request.body, expect: [202, 200])
+            return try client.decode(Volume.self, key: "volume", from: response, operation: "POST /volumes")
+        } lookup: { () async throws(OpenStackError) -> Volume? in
+            try await volumes(VolumeFilter(metadata: [IdempotentCreate.tagKey: tag])).first
+        }
     }
 
     /// Deletes a volume (202; the deletion finishes asynchronously).
@@ -108,11 +119,20 @@ public struct BlockStorageClient: Sendable {
     public func createSnapshot(
         volumeID: String, name: String, description: String? = nil, metadata: [String: String] = [:]
     ) async throws(OpenStackError) -> Snapshot {
+        var metadata = metadata
+        let tag = metadata[IdempotentCreate.tagKey] ?? UUID().uuidString.lowercased()
+        metadata[IdempotentCreate.tagKey] = tag
         var snapshot: [String: Any] = ["volume_id": volumeID, "name": name, "metadata": metadata]
         if let description { snapshot["description"] = description }
         if microversion < Self.snapshotWithoutForce { snapshot["force"] = true }
-        let response = try await client.call("POST", "/snapshots", body: ["snapshot": snapshot], expect: [202, 200])
-        return try client.decode(Snapshot.self, key: "snapshot", from: response, operation: "POST /snapshots")
+        let body = ["snapshot": snapshot]
+        return try await IdempotentCreate.run {
+            () async throws(OpenStackError) -> Snapshot in
+            let response = try await client.call("POST", "/snapshots", body: body, expect: [202, 200])
+            return try client.decode(Snapshot.self, key: "snapshot", from: response, operation: "POST /snapshots")
+        } lookup: { () async throws(OpenStackError) -> Snapshot? in
+            try await snapshots(volumeID: volumeID, metadata: [IdempotentCreate.tagKey: tag]).first
+        }
     }
 
     /// One snapshot.

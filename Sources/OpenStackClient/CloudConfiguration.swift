@@ -18,6 +18,8 @@ public struct CloudConfiguration: Sendable {
     public var verifyTLS: Bool
     /// Endpoint URLs that replace the catalog's, by official service type (`compute`, `block-storage`).
     public var endpointOverrides: [String: String]
+    /// The Nova server id of the proxy host this runs on (`osbackup_proxy_server` in clouds.yaml), if set.
+    public var proxyServerID: String?
     /// Where the values came from, for messages: file paths and/or `environment`.
     public var origin: String
 
@@ -25,7 +27,7 @@ public struct CloudConfiguration: Sendable {
     public init(
         name: String? = nil, authURL: String, credentials: Credentials, regionName: String? = nil,
         interfaces: [EndpointInterface] = [.public], caCertificatePath: String? = nil, verifyTLS: Bool = true,
-        endpointOverrides: [String: String] = [:], origin: String = "code"
+        endpointOverrides: [String: String] = [:], proxyServerID: String? = nil, origin: String = "code"
     ) {
         self.name = name
         self.authURL = authURL
@@ -35,6 +37,7 @@ public struct CloudConfiguration: Sendable {
         self.caCertificatePath = caCertificatePath
         self.verifyTLS = verifyTLS
         self.endpointOverrides = endpointOverrides
+        self.proxyServerID = proxyServerID
         self.origin = origin
     }
 

@@ -106,6 +106,8 @@ public final class OpenStackTransport: Sendable {
                 tlsConfiguration: tls, timeout: .init(connect: .seconds(15), read: .seconds(120)),
                 proxy: proxy.map { .server(host: $0.host, port: $0.port) })
             configuration.httpVersion = .http1Only
+            // A refused connection fails at once; `RetryPolicy` decides whether and when to try again.
+            configuration.connectionPool.retryConnectionEstablishment = false
             return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         }
         direct = makeClient(nil)

@@ -1,27 +1,38 @@
 import ArgumentParser
 import BlockDelta
 import Foundation
+import OpenStackClient
 
 /// The `osbackup` command: it only lists subcommands; each subcommand parses its options and calls the
 /// library.
 ///
 /// Exit codes: 0 ok, 1 failed, 2 usage or configuration error, 3 partial (some targets failed).
 @main
-struct Osbackup: ParsableCommand {
+struct Osbackup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "osbackup",
         abstract: "Block-level backup of OpenStack servers and volumes, for Bacula or standalone.",
         version: "0.1.0",
-        subcommands: [ImageCommand.self]
+        subcommands: [ImageCommand.self, DoctorCommand.self]
     )
 
-    static func main() {
+    static func main() async {
         do {
             var command = try parseAsRoot()
-            try command.run()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
         } catch let error as BlockDeltaError {
             printError("osbackup: \(error)")
             Foundation.exit(error.isConfigurationError ? ExitStatus.usage : ExitStatus.failure)
+        } catch let error as ConfigurationError {
+            printError("osbackup: configuration: \(error)")
+            Foundation.exit(ExitStatus.usage)
+        } catch let error as OpenStackError {
+            printError("osbackup: \(error)")
+            Foundation.exit(ExitStatus.failure)
         } catch {
             let code = exitCode(for: error)
             if code == .success {

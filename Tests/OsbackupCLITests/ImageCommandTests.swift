@@ -14,7 +14,7 @@ func osbackup(_ arguments: String...) throws -> CommandResult {
     try osbackupArray(arguments)
 }
 
-func osbackupArray(_ arguments: [String]) throws -> CommandResult {
+func osbackupArray(_ arguments: [String], environment: [String: String]? = nil) throws -> CommandResult {
     // `swift test` builds the executable beside the test bundle.
     let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         .appendingPathComponent("osbackup")
@@ -25,6 +25,11 @@ func osbackupArray(_ arguments: [String]) throws -> CommandResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
+    if let environment {
+        // Only what the test gives, plus PATH and HOME: no OS_* from the developer's shell leaks in.
+        let inherited = ProcessInfo.processInfo.environment
+        process.environment = environment.merging(["PATH": inherited["PATH"] ?? "/usr/bin:/bin", "HOME": inherited["HOME"] ?? "/root"]) { $1 }
+    }
     let out = Pipe()
     let err = Pipe()
     process.standardOutput = out
