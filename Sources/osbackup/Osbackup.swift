@@ -13,7 +13,7 @@ struct Osbackup: AsyncParsableCommand {
         commandName: "osbackup",
         abstract: "Block-level backup of OpenStack servers and volumes, for Bacula or standalone.",
         version: "0.1.0",
-        subcommands: [ImageCommand.self, DoctorCommand.self]
+        subcommands: [ImageCommand.self, DoctorCommand.self, EmulatorCommand.self]
     )
 
     static func main() async {

@@ -1,0 +1,188 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+public import Logging
+import NIOCore
+
+/// The OpenStack emulator: a Keystone v3, Nova v2.1 and Cinder v3 subset on one HTTP port, with volumes
+/// as sparse files in a state directory and the backup proxy's attached volumes as device links.
+///
+/// URL layout (one port, `http://HOST:PORT`):
+/// - Keystone: `/` (300 version list), `/v3` (version document), `/v3/auth/tokens`, `/v3/auth/catalog`,
+///   `/v3/auth/projects`; the auth URL is `http://HOST:PORT/v3`.
+/// - Nova: `/compute` (version list), `/compute/v2.1` (version document and API).
+/// - Cinder: `/volume` (version list), `/volume/v3/` (version document), `/volume/v3/<project id>/...`.
+///
+/// ```swift
+/// try await withRunningEmulator(configuration: .init(stateDirectory: dir), seed: seed) { cloud in
+///     print(cloud.authURL)
+/// }
+/// ```
+public struct CloudEmulator: Sendable {
+    /// The configuration it runs with.
+    public let configuration: EmulatorConfiguration
+    let state: CloudState
+    let logger: Logger
+
+    /// Loads the state directory, or seeds it from `seed` when it holds no state yet.
+    public init(configuration: EmulatorConfiguration, seed: EmulatorSeed? = nil, logger: Logger = Logger(label: "osbackup.emulator"))
+        throws
+    {
+        self.configuration = configuration
+        self.logger = logger
+        self.state = try CloudState(configuration: configuration, seed: seed, logger: logger)
+    }
+
+    /// Serves until the task is cancelled; calls `onReady` once the port is bound. On the way out the
+    /// proxy's devices are removed (loop devices detached); they come back at the next start.
+    public func run(onReady: @escaping @Sendable (RunningEmulator) async -> Void = { _ in }) async throws {
+        let state = self.state
+        let configuration = self.configuration
+        let logger = self.logger
+        let responder = CallbackResponder { (request: Request, _: BasicRequestContext) in
+            try await Self.respond(to: request, state: state)
+        }
+        let app = Application(
+            responder: responder,
+            configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port)),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? configuration.port
+                let running = RunningEmulator(
+                    baseURL: "http://\(configuration.host):\(port)", port: port, stateDirectory: configuration.stateDirectory,
+                    deviceDirectory: configuration.effectiveDeviceDirectory)
+                await state.setBaseURL(running.baseURL)
+                await state.restoreDevices()
+                logger.info("emulator listening", metadata: ["osb-url": "\(running.authURL)"])
+                await onReady(running)
+            },
+            logger: Self.serverLogger(logger))
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await app.run() }
+                group.addTask {
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: .milliseconds(20))
+                        await state.tick(now: Date())
+                    }
+                }
+                try await group.next()
+                group.cancelAll()
+            }
+        } catch is CancellationError {
+        }
+        await state.releaseDevices()
+        logger.info("emulator stopped")
+    }
+
+    /// Hummingbird's own logger: it reports a cancelled listener as an error on every stop, so it only
+    /// speaks at `critical`; the emulator logs requests and failures itself.
+    private static func serverLogger(_ logger: Logger) -> Logger {
+        var quiet = logger
+        quiet.logLevel = .critical
+        return quiet
+    }
+
+    private static func respond(to request: Request, state: CloudState) async throws -> Response {
+        var headers: [String: String] = [:]
+        for field in request.headers { headers[field.name.canonicalName.lowercased()] = field.value }
+        let buffer = try await request.body.collect(upTo: 16 << 20)
+        let emulatorRequest = EmulatorRequest(
+            method: request.method.rawValue, path: request.uri.path, rawQuery: request.uri.query, headers: headers,
+            body: Array(buffer.readableBytesView))
+        let (response, latency) = await state.handle(emulatorRequest)
+        if latency > 0 { try await Task.sleep(for: .milliseconds(Int(latency * 1000))) }
+        var fields = HTTPFields()
+        for (name, value) in response.headers {
+            if let fieldName = HTTPField.Name(name) { fields.append(HTTPField(name: fieldName, value: value)) }
+        }
+        return Response(
+            status: HTTPResponse.Status(code: response.status), headers: fields,
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: response.body)))
+    }
+}
+
+/// A running emulator: where it listens and where its data is.
+public struct RunningEmulator: Sendable {
+    /// `http://HOST:PORT`.
+    public let baseURL: String
+    /// The bound port.
+    public let port: Int
+    /// The state directory.
+    public let stateDirectory: String
+    /// The device directory (attached volumes appear under `disk/by-id/`).
+    public let deviceDirectory: String
+
+    /// Keystone's auth URL, `http://HOST:PORT/v3`.
+    public var authURL: String { baseURL + "/v3" }
+    /// Nova's endpoint, `http://HOST:PORT/compute/v2.1`.
+    public var computeURL: String { baseURL + "/compute/v2.1" }
+    /// Cinder's endpoint for a project, `http://HOST:PORT/volume/v3/<project id>`.
+    public func volumeURL(projectID: String) -> String { baseURL + "/volume/v3/" + projectID }
+    /// Where the proxy sees volume `id` once attached.
+    public func devicePath(volumeID: String) -> String { "\(deviceDirectory)/disk/by-id/virtio-\(volumeID.prefix(20))" }
+    /// The file holding volume `id`.
+    public func volumeFile(volumeID: String) -> String { "\(stateDirectory)/volumes/\(volumeID).img" }
+
+    /// Every server, volume, snapshot and attachment now.
+    public func inventory() throws -> EmulatorInventory {
+        try EmulatorInventory.load(stateDirectory: stateDirectory, deviceDirectory: deviceDirectory)
+    }
+
+    /// A clouds.yaml with one cloud, `emulator`, using the seed's admin credentials.
+    public func cloudsYAML(cloudName: String = "emulator") throws -> String {
+        guard let records = try StateFile.read(stateDirectory: stateDirectory), let userName = records.adminUser,
+            let user = records.users.first(where: { $0.name == userName })
+        else {
+            throw EmulatorError.invalidFile(
+                path: stateDirectory, what: "emulator state", reason: "the seed declares no admin user for clouds.yaml")
+        }
+        let project = records.adminProject.flatMap { name in records.projects.first { $0.name == name || $0.id == name } }
+        func quoted(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
+        return """
+            clouds:
+              \(cloudName):
+                auth_type: password
+                auth:
+                  auth_url: \(quoted(authURL))
+                  username: \(quoted(user.name))
+                  password: \(quoted(user.password))
+                  project_name: \(quoted(project?.name ?? ""))
+                  user_domain_name: Default
+                  project_domain_name: Default
+                region_name: RegionOne
+                interface: public
+                identity_api_version: 3
+
+            """
+    }
+}
+
+/// Runs an emulator for the duration of `body` (on port 0 unless configured), then stops it.
+public func withRunningEmulator<Result: Sendable>(
+    configuration: EmulatorConfiguration, seed: EmulatorSeed? = nil, logger: Logger = Logger(label: "osbackup.emulator"),
+    _ body: (RunningEmulator) async throws -> Result
+) async throws -> Result {
+    let emulator = try CloudEmulator(configuration: configuration, seed: seed, logger: logger)
+    let (ready, continuation) = AsyncStream.makeStream(of: RunningEmulator.self)
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask {
+            defer { continuation.finish() }
+            try await emulator.run { continuation.yield($0) }
+        }
+        var iterator = ready.makeAsyncIterator()
+        guard let running = await iterator.next() else {
+            try await group.next()
+            throw EmulatorError.server(address: "\(configuration.host):\(configuration.port)", "the emulator stopped before it was ready")
+        }
+        do {
+            let result = try await body(running)
+            group.cancelAll()
+            try await group.waitForAll()
+            return result
+        } catch {
+            group.cancelAll()
+            try? await group.waitForAll()
+            throw error
+        }
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import Logging
+
+/// The data side of the emulator: volume and snapshot files in the state directory and the proxy's
+/// view of attached volumes under the device directory.
+///
+/// Layout: `<state>/volumes/<volume id>.img` and `<state>/snapshots/<snapshot id>.img` (sparse files),
+/// `<devdir>/disk/by-id/virtio-<first 20 characters of the volume id>` (a symbolic link to the volume
+/// file, or to a loop device over it).
+struct VolumeStorage: Sendable {
+    let stateDirectory: String
+    let deviceDirectory: String
+    let unit: VolumeSizeUnit
+    let usesLoopDevices: Bool
+    let logger: Logger
+
+    /// The file holding volume `id`.
+    func volumePath(_ id: String) -> String { "\(stateDirectory)/volumes/\(id).img" }
+    /// The file holding snapshot `id`.
+    func snapshotPath(_ id: String) -> String { "\(stateDirectory)/snapshots/\(id).img" }
+    /// The link the proxy sees for volume `id`.
+    func deviceLinkPath(_ volumeID: String) -> String {
+        "\(deviceDirectory)/disk/by-id/virtio-\(volumeID.prefix(20))"
+    }
+
+    /// Creates the directories.
+    func prepare() throws {
+        for directory in ["\(stateDirectory)/volumes", "\(stateDirectory)/snapshots", "\(deviceDirectory)/disk/by-id"] {
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw EmulatorError.dataOperation(subject: directory, "cannot create the directory: \(error)")
+            }
+        }
+    }
+
+    /// Creates an empty sparse volume file of `size` units.
+    func createEmptyVolume(_ id: String, size: Int) throws {
+        let path = volumePath(id)
+        guard FileManager.default.createFile(atPath: path, contents: nil) else {
+            throw EmulatorError.dataOperation(subject: path, "cannot create the volume file")
+        }
+        try resize(path, size: size)
+    }
+
+    /// Sets the length of `path` to `size` units (sparse).
+    func resize(_ path: String, size: Int) throws {
+        guard truncate(path, off_t(Int64(size) * unit.bytes)) == 0 else {
+            throw EmulatorError.dataOperation(subject: path, "cannot set the size: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Copies `source` to `destination` as a point-in-time copy (reflink where the filesystem offers it,
+    /// a sparse copy otherwise), then sets the copy's size to `size` units.
+    func copy(_ source: String, to destination: String, size: Int) throws {
+        try run("/bin/cp", ["--reflink=auto", "--sparse=always", source, destination], subject: destination)
+        try resize(destination, size: size)
+    }
+
+    /// Removes a data file; a missing file is fine.
+    func remove(_ path: String) {
+        do {
+            if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
+        } catch {
+            logger.warning("cannot remove data file", metadata: ["osb-path": "\(path)", "osb-error": "\(error)"])
+        }
+    }
+
+    /// Makes volume `id` appear to the proxy; returns the loop device made, if any.
+    func exposeDevice(_ volumeID: String) throws -> String? {
+        let link = deviceLinkPath(volumeID)
+        var target = volumePath(volumeID)
+        var loop: String?
+        if usesLoopDevices {
+            let output = try run(losetup, ["--find", "--show", target], subject: target)
+            loop = output.trimmingCharacters(in: .whitespacesAndNewlines)
+            target = loop!
+        }
+        try? FileManager.default.removeItem(atPath: link)
+        do {
+            try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
+        } catch {
+            if let loop { _ = try? run(losetup, ["--detach", loop], subject: loop) }
+            throw EmulatorError.dataOperation(subject: link, "cannot create the device link: \(error)")
+        }
+        logger.debug("device appeared", metadata: ["osb-volume": "\(volumeID)", "osb-device": "\(link)"])
+        return loop
+    }
+
+    /// Removes the proxy's device for volume `id` (and detaches its loop device).
+    func withdrawDevice(_ volumeID: String, loopDevice: String?) {
+        try? FileManager.default.removeItem(atPath: deviceLinkPath(volumeID))
+        if let loopDevice {
+            do {
+                _ = try run(losetup, ["--detach", loopDevice], subject: loopDevice)
+            } catch {
+                logger.warning("cannot detach loop device", metadata: ["osb-device": "\(loopDevice)", "osb-error": "\(error)"])
+            }
+        }
+    }
+
+    private var losetup: String {
+        FileManager.default.isExecutableFile(atPath: "/usr/sbin/losetup") ? "/usr/sbin/losetup" : "/sbin/losetup"
+    }
+
+    @discardableResult
+    private func run(_ executable: String, _ arguments: [String], subject: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        do {
+            try process.run()
+        } catch {
+            throw EmulatorError.dataOperation(subject: subject, "cannot run \(executable): \(error)")
+        }
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let errorData = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw EmulatorError.dataOperation(
+                subject: subject,
+                "\(executable) \(arguments.joined(separator: " ")) failed (\(process.terminationStatus)): "
+                    + String(decoding: errorData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+}

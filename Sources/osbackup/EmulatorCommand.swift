@@ -1,0 +1,136 @@
+import ArgumentParser
+import CloudEmulator
+import Dispatch
+import Foundation
+import Logging
+
+/// `osbackup emulator`: the in-repo OpenStack emulator (Keystone + Nova + Cinder subsets) for demos,
+/// tests and benchmarks. docs/emulator.md describes what it emulates.
+struct EmulatorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "emulator",
+        abstract: "Run the OpenStack emulator, or list what it holds.",
+        subcommands: [Serve.self, Inventory.self]
+    )
+
+    struct Serve: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Serve Keystone, Nova and Cinder on one port until SIGTERM or SIGINT; prints the auth URL.")
+
+        @Option(help: "State directory (created if missing); the state persists across restarts.")
+        var state: String
+
+        @Option(help: "Cloud definition YAML, applied only when the state directory is new (samples/emulator/demo.yaml).")
+        var seed: String?
+
+        @Option(help: "Port to listen on (0 = any free port).")
+        var port: Int = 0
+
+        @Option(help: "Address to listen on.")
+        var host: String = "127.0.0.1"
+
+        @Flag(help: "Back the proxy's devices with real loop devices (root; losetup).")
+        var loopDevices = false
+
+        @Option(help: "Where attached volumes appear as disk/by-id/virtio-<id[:20]> (default STATE/dev).")
+        var deviceDirectory: String?
+
+        @Option(help: "Write a clouds.yaml (cloud name 'emulator', the seed's admin) to this file.")
+        var cloudsYaml: String?
+
+        @Option(help: "Seconds each asynchronous step takes (creating → available, attaching → in-use, ...).")
+        var transitionDelay: Double = 0.5
+
+        @Option(help: "Token lifetime in seconds.")
+        var tokenLifetime: Double = 3600
+
+        @Option(help: "Unit of volume sizes: gib (as Cinder) or mib (small real volumes for tests).")
+        var sizeUnit: String = "gib"
+
+        @Option(help: "Fault plan YAML (error rates per route, latency, stuck states, late devices, short tokens).")
+        var faults: String?
+
+        @OptionGroup var logging: LoggingOptions
+
+        func run() throws {
+            let logger = try logging.makeLogger(label: "osbackup.emulator")
+            guard let unit = ["gib": VolumeSizeUnit.gibibyte, "mib": .mebibyte][sizeUnit.lowercased()] else {
+                throw ValidationError("--size-unit must be gib or mib")
+            }
+            if loopDevices && geteuid() != 0 { throw ValidationError("--loop-devices needs root") }
+            let configuration = EmulatorConfiguration(
+                stateDirectory: state, deviceDirectory: deviceDirectory, host: host, port: port, tokenLifetime: tokenLifetime,
+                transitionDelay: transitionDelay, sizeUnit: unit, usesLoopDevices: loopDevices,
+                faults: try faults.map(FaultPlan.load(path:)) ?? FaultPlan())
+            let seedFile = try seed.map(EmulatorSeed.load(path:))
+            let emulator = try CloudEmulator(configuration: configuration, seed: seedFile, logger: logger)
+            let cloudsYaml = self.cloudsYaml
+            let outcome = BlockingOutcome()
+            let task = Task {
+                do {
+                    try await emulator.run { running in
+                        if let cloudsYaml {
+                            do {
+                                try running.cloudsYAML().write(toFile: cloudsYaml, atomically: true, encoding: .utf8)
+                            } catch {
+                                logger.error("cannot write clouds.yaml", metadata: ["osb-path": "\(cloudsYaml)", "osb-error": "\(error)"])
+                            }
+                        }
+                        // Unbuffered, so a script reading the first line sees it at once.
+                        FileHandle.standardOutput.write(Data((running.authURL + "\n").utf8))
+                    }
+                } catch {
+                    outcome.set(error)
+                }
+                outcome.finish()
+            }
+            signal(SIGTERM, SIG_IGN)
+            signal(SIGINT, SIG_IGN)
+            let sources = [SIGTERM, SIGINT].map { number in
+                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+                source.setEventHandler { task.cancel() }
+                source.resume()
+                return source
+            }
+            outcome.wait()
+            sources.forEach { $0.cancel() }
+            if let error = outcome.error { throw error }
+        }
+    }
+
+    struct Inventory: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List every server, volume, snapshot and attachment of an emulator's state (works while it runs).")
+
+        @Option(help: "State directory of the emulator.")
+        var state: String
+
+        @Option(help: "Device directory, if serve used --device-directory.")
+        var deviceDirectory: String?
+
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        func run() throws {
+            let inventory = try EmulatorInventory.load(stateDirectory: state, deviceDirectory: deviceDirectory)
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(inventory), as: UTF8.self))
+            } else if !inventory.text.isEmpty {
+                print(inventory.text)
+            }
+        }
+    }
+}
+
+/// Hands an async task's end (and error) to the blocking caller.
+private final class BlockingOutcome: @unchecked Sendable {
+    // Invariant: `error` is written before `finish()` signals and read only after `wait()` returns.
+    private let done = DispatchSemaphore(value: 0)
+    private(set) var error: (any Error)?
+
+    func set(_ error: any Error) { self.error = error }
+    func finish() { done.signal() }
+    func wait() { done.wait() }
+}

@@ -1,0 +1,90 @@
+import CloudEmulator
+import Foundation
+import Testing
+
+@Suite("Faults and persistence")
+struct FaultTests {
+    @Test("a per-route 503 with Retry-After and a non-JSON body, as from a load balancer")
+    func routeError() async throws {
+        let plan = FaultPlan(rules: [FaultRule(method: "POST", path: "/snapshots", rate: 1, status: 503, retryAfter: 2)])
+        try await withTestCloud(faults: plan) { cloud in
+            let token = try await cloud.tenantToken()
+            let response = try await cloud.send(
+                "POST", cloud.volumePath("/snapshots"), token: token, json: #"{"snapshot":{"volume_id":"x"}}"#)
+            #expect(response.status == 503)
+            #expect(response.header("Retry-After") == "2")
+            #expect(response.json == nil)
+            #expect(try await cloud.send("GET", cloud.volumePath("/snapshots"), token: token).status == 200)
+        }
+    }
+
+    @Test("the same seed fails the same requests")
+    func deterministic() async throws {
+        let plan = FaultPlan(seed: 42, rules: [FaultRule(path: "/compute/v2.1/servers", rate: 0.5, status: 429, retryAfter: 1)])
+        func statuses() async throws -> [Int] {
+            try await withTestCloud(faults: plan) { cloud in
+                let token = try await cloud.tenantToken()
+                var out: [Int] = []
+                for _ in 0..<12 { out.append(try await cloud.send("GET", "/compute/v2.1/servers", token: token).status) }
+                return out
+            }
+        }
+        let first = try await statuses()
+        #expect(first == (try await statuses()))
+        #expect(first.contains(429) && first.contains(200))
+    }
+
+    @Test("a stuck status, a late device and a token that stops working early")
+    func stuckLateAndShortTokens() async throws {
+        let plan = FaultPlan(stuck: ["snapshot:creating"], deviceDelayMilliseconds: 400, tokenValidForSeconds: 2)
+        try await withTestCloud(faults: plan) { cloud in
+            let admin = try await cloud.token()
+            let project = cloud.adminProjectID
+            let created = try await cloud.send(
+                "POST", cloud.volumePath("/volumes", project: project), token: admin, json: #"{"volume":{"size":1}}"#)
+            let id = try #require(created.json?["volume"]?["id"]?.string)
+            try await cloud.waitForVolume(id, status: "available", token: admin, project: project)
+            let snapshot = try await cloud.send(
+                "POST", cloud.volumePath("/snapshots", project: project), token: admin, json: #"{"snapshot":{"volume_id":"\#(id)"}}"#)
+            let snapshotID = try #require(snapshot.json?["snapshot"]?["id"]?.string)
+            _ = try await cloud.send(
+                "POST", "/compute/v2.1/servers/\(cloud.proxyID)/os-volume_attachments", token: admin,
+                json: #"{"volumeAttachment":{"volumeId":"\#(id)"}}"#)
+            try await cloud.waitForVolume(id, status: "in-use", token: admin, project: project)
+            #expect(!FileManager.default.fileExists(atPath: cloud.running.devicePath(volumeID: id)))
+            try await Task.sleep(for: .milliseconds(600))
+            #expect(FileManager.default.fileExists(atPath: cloud.running.devicePath(volumeID: id)))
+            let stuck = try await cloud.send("GET", cloud.volumePath("/snapshots/\(snapshotID)", project: project), token: admin)
+            #expect(stuck.json?["snapshot"]?["status"]?.string == "creating")
+            try await Task.sleep(for: .milliseconds(1500))
+            #expect(try await cloud.send("GET", cloud.volumePath("/volumes", project: project), token: admin).status == 401)
+        }
+    }
+
+    @Test("state persists across restarts and the seed is applied once")
+    func persistence() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("osbackup-emulator-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let id = try await withTestCloud(stateDirectory: directory) { cloud in
+            let token = try await cloud.tenantToken()
+            let created = try await cloud.send("POST", cloud.volumePath("/volumes"), token: token, json: #"{"volume":{"size":1,"name":"keep"}}"#)
+            let id = try #require(created.json?["volume"]?["id"]?.string)
+            try await cloud.waitForVolume(id, status: "available", token: token)
+            return id
+        }
+        try await withTestCloud(stateDirectory: directory) { cloud in
+            let token = try await cloud.tenantToken()
+            let shown = try await cloud.send("GET", cloud.volumePath("/volumes/\(id)"), token: token)
+            #expect(shown.json?["volume"]?["name"]?.string == "keep")
+            #expect(try cloud.running.inventory().servers.count == 3)
+            // The proxy's root disk device comes back after the restart.
+            #expect(FileManager.default.fileExists(atPath: cloud.running.devicePath(volumeID: EmulatorSeed.volumeID("proxy-root"))))
+        }
+    }
+
+    @Test("demo.yaml loads")
+    func demoSeed() throws {
+        let seed = try EmulatorSeed.load(path: OpenStackSDKTests.repository + "/samples/emulator/demo.yaml")
+        #expect(seed.servers?.contains { $0.proxy == true } == true)
+    }
+}
