@@ -119,7 +119,28 @@ public final class OpenStackTransport: Sendable {
         self.timeout = timeout
     }
 
-    /// Closes the connections; call once when done.
+    /// Runs `body` with a new transport and shuts it down on every path out, error or not.
+    public static func withTransport<Result>(
+        caCertificatePath: String? = nil, verifyTLS: Bool = true,
+        proxies: ProxySettings = ProxySettings(environment: ProcessInfo.processInfo.environment),
+        retryPolicy: RetryPolicy = .init(), timeout: Duration = .seconds(120),
+        _ body: (OpenStackTransport) async throws -> Result
+    ) async throws -> Result {
+        let transport = OpenStackTransport(
+            caCertificatePath: caCertificatePath, verifyTLS: verifyTLS, proxies: proxies, retryPolicy: retryPolicy,
+            timeout: timeout)
+        do {
+            let result = try await body(transport)
+            await transport.shutdown()
+            return result
+        } catch {
+            await transport.shutdown()
+            throw error
+        }
+    }
+
+    /// Closes the connections; call once when done (``withTransport(caCertificatePath:verifyTLS:proxies:retryPolicy:timeout:_:)``
+    /// does it for you). A transport dropped without it leaks its connections.
     public func shutdown() async {
         try? await direct.shutdown()
         for client in proxied.values { try? await client.shutdown() }

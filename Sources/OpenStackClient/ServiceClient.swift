@@ -37,8 +37,14 @@ struct ServiceClient: Sendable {
         _ type: Value.Type, key: String, from response: OpenStackResponse, operation: String
     ) throws(OpenStackError) -> Value {
         do {
-            return try JSONDecoder().decode([String: Value].self, from: Data(response.body))[key]
-                ?? { throw DecodingError.keyNotFound(AnyKey(key), .init(codingPath: [], debugDescription: "no '\(key)' in the body")) }()
+            // Only `key` is decoded: the body also holds other members (`*_links`, `count`).
+            guard let object = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
+                let member = object[key]
+            else {
+                throw DecodingError.keyNotFound(AnyKey(key), .init(codingPath: [], debugDescription: "no '\(key)' in the body"))
+            }
+            let data = try JSONSerialization.data(withJSONObject: member, options: [.fragmentsAllowed])
+            return try JSONDecoder().decode(Value.self, from: data)
         } catch {
             throw .invalidResponse(
                 service: serviceType, operation: operation, status: response.status, requestID: response.requestID,
