@@ -112,7 +112,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OpenStackClientTests",
-            dependencies: ["OpenStackClient", "TestSupport"],
+            dependencies: ["OpenStackClient", "TestSupport", "CloudEmulator"],
             resources: [.copy("Recorded")],
             swiftSettings: swiftSettings
         ),

@@ -138,6 +138,8 @@ public struct RunningEmulator: Sendable {
         }
         let project = records.adminProject.flatMap { name in records.projects.first { $0.name == name || $0.id == name } }
         func quoted(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
+        // osbackup reads the proxy host's server id from here (`osbackup doctor`, backups).
+        let proxyLine = records.servers.first(where: \.isProxy).map { "\n    osbackup_proxy_server: \(quoted($0.id))" } ?? ""
         return """
             clouds:
               \(cloudName):
@@ -151,7 +153,7 @@ public struct RunningEmulator: Sendable {
                   project_domain_name: Default
                 region_name: RegionOne
                 interface: public
-                identity_api_version: 3
+                identity_api_version: 3\(proxyLine)
 
             """
     }

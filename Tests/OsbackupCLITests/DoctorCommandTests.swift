@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `osbackup doctor` against the real Keystone of `make test` (no Nova or Cinder behind its catalog).
 @Suite("osbackup doctor", .enabled(if: ProcessInfo.processInfo.environment["OSBACKUP_KEYSTONE_ENV"] != nil, "run through `make test`, which starts a real Keystone"))
@@ -55,5 +56,37 @@ struct DoctorCommandTests {
         let result = try osbackupArray(["doctor"], environment: ["OS_AUTH_URL": "http://127.0.0.1:1/v3", "OS_USERNAME": "u"])
         #expect(result.status == 2)
         #expect(result.stderr.contains("password"))
+    }
+}
+
+@Test("doctor passes every check against `osbackup emulator serve` and the clouds.yaml it writes")
+func doctorAgainstEmulator() throws {
+    try withTemporaryDirectory { directory in
+        let seed = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("samples/emulator/demo.yaml").path
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("osbackup")
+        let serve = Process()
+        serve.executableURL = binary
+        serve.arguments = [
+            "emulator", "serve", "--state", "\(directory)/state", "--seed", seed, "--clouds-yaml", "\(directory)/clouds.yaml",
+            "--log-level", "warning",
+        ]
+        let output = Pipe()
+        serve.standardOutput = output
+        serve.standardError = FileHandle.nullDevice
+        try serve.run()
+        defer { kill(serve.processIdentifier, SIGTERM) }
+        // The first line of stdout is the auth URL, printed once the emulator listens.
+        var line = Data()
+        while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) {
+            line.append(byte)
+        }
+        #expect(String(decoding: line, as: UTF8.self).hasSuffix("/v3"))
+        let result = try osbackupArray(
+            ["doctor", "--os-cloud", "emulator"], environment: ["OS_CLIENT_CONFIG_FILE": "\(directory)/clouds.yaml"])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("ok   proxy server: backup-proxy"))
+        #expect(result.stdout.contains("all 5 checks passed"))
+        #expect(!result.stdout.contains("admin-secret") && !result.stderr.contains("admin-secret"))
     }
 }
