@@ -77,7 +77,13 @@ public enum ChainRestorer {
     public static func verify(
         chain: [VolumeBackupFiles], configuration: ParallelIOConfiguration = .init()
     ) throws(BlockDeltaError) -> ChainApplyResult {
-        let readers = try open(chain: chain)
+        try check(open(chain: chain), configuration: configuration)
+    }
+
+    /// Reads and checks every block of opened backups, writing nothing.
+    private static func check(
+        _ readers: [VolumeBackupReader], configuration: ParallelIOConfiguration
+    ) throws(BlockDeltaError) -> ChainApplyResult {
         var result = ChainApplyResult()
         for reader in readers {
             try apply(reader, to: nil, skipZeroRegions: true, configuration: configuration, result: &result)
@@ -104,10 +110,7 @@ public enum ChainRestorer {
                 throw .targetTooSmall(path: target, targetSize: size, volumeSize: volumeSize)
             }
             logger.info("verifying the chain before writing to the device", metadata: ["osb-target": "\(target)"])
-            var check = ChainApplyResult()
-            for reader in readers {
-                try apply(reader, to: nil, skipZeroRegions: true, configuration: configuration, result: &check)
-            }
+            _ = try check(readers, configuration: configuration)
             let device = try OpenFile.openForWriting(target, create: false)
             var result = ChainApplyResult()
             for reader in readers {

@@ -73,8 +73,7 @@ public struct RetryPolicy: Sendable {
     public func delay(afterAttempt attempt: Int) -> Duration {
         let base = initialDelay * (1 << min(attempt - 1, 16))
         let capped = min(base, maximumDelay)
-        let seconds = Double(capped.components.seconds) + Double(capped.components.attoseconds) / 1e18
-        return .milliseconds(Int(seconds * 1000 * Double.random(in: 0.5...1.0)))
+        return .milliseconds(Int(Double(capped.wholeMilliseconds) * Double.random(in: 0.5...1.0)))
     }
 }
 
@@ -157,8 +156,7 @@ public final class OpenStackTransport: Sendable {
             let started = ContinuousClock.now
             do {
                 let response = try await execute(request)
-                let milliseconds = (ContinuousClock.now - started).components.seconds * 1000
-                    + (ContinuousClock.now - started).components.attoseconds / 1_000_000_000_000_000
+                let milliseconds = (ContinuousClock.now - started).wholeMilliseconds
                 logger.debug(
                     "openstack call",
                     metadata: [
@@ -174,7 +172,7 @@ public final class OpenStackTransport: Sendable {
                     "retrying openstack call",
                     metadata: [
                         "osb-service": "\(service)", "osb-path": "\(path)", "osb-status": "\(response.status)",
-                        "osb-attempt": "\(attempt)", "osb-delay-ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)",
+                        "osb-attempt": "\(attempt)", "osb-delay-ms": "\(delay.wholeMilliseconds)",
                         "osb-request-id": "\(response.requestID ?? "-")",
                     ])
                 try? await Task.sleep(for: delay)
@@ -227,5 +225,12 @@ public final class OpenStackTransport: Sendable {
         guard let components = URLComponents(string: url) else { return "?" }
         let query = components.queryItems.map { items in "?" + items.map(\.name).joined(separator: "&") } ?? ""
         return components.path + query
+    }
+}
+
+extension Duration {
+    /// The duration in whole milliseconds, for log metadata and back-off arithmetic.
+    var wholeMilliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
     }
 }
