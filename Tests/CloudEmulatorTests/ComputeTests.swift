@@ -38,7 +38,9 @@ struct ComputeTests {
 
     @Test("attach to the proxy: reserved → attaching → in-use, device link appears, writes reach the volume; detach removes it")
     func attachDetach() async throws {
-        try await withTestCloud { cloud in
+        // Transitions slow enough that the transitional status is still there when the test looks,
+        // even on a loaded 2-core machine (at 0.05 s it was sometimes already in-use).
+        try await withTestCloud(transitionDelay: 1.0) { cloud in
             let admin = try await cloud.token()
             let volumeID = EmulatorSeed.volumeID("db-1-root")
             // A tenant volume is in use by db-1; make a fresh one to attach.

@@ -143,12 +143,12 @@ struct TestFailure: Error, CustomStringConvertible {
 /// directory, and an HTTP client.
 func withTestCloud<Result: Sendable>(
     faults: FaultPlan = FaultPlan(), tokenLifetime: TimeInterval = 3600, stateDirectory: String? = nil,
-    usesLoopDevices: Bool = false, _ body: (TestCloud) async throws -> Result
+    usesLoopDevices: Bool = false, transitionDelay: TimeInterval = 0.05, _ body: (TestCloud) async throws -> Result
 ) async throws -> Result {
     let directory = stateDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("osbackup-emulator-\(UUID().uuidString)").path
     defer { if stateDirectory == nil { try? FileManager.default.removeItem(atPath: directory) } }
     let configuration = EmulatorConfiguration(
-        stateDirectory: directory, tokenLifetime: tokenLifetime, transitionDelay: 0.05, sizeUnit: .mebibyte,
+        stateDirectory: directory, tokenLifetime: tokenLifetime, transitionDelay: transitionDelay, sizeUnit: .mebibyte,
         usesLoopDevices: usesLoopDevices, faults: faults)
     let seed = try EmulatorSeed.parse(yaml: testSeedYAML)
     let http = HTTPClient(eventLoopGroupProvider: .singleton)
