@@ -73,6 +73,8 @@ let package = Package(
         .target(
             name: "CloudEmulator",
             dependencies: [
+                // The client of a real Keystone in front (`serve --keystone URL`).
+                "OpenStackClient",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -95,7 +97,7 @@ let package = Package(
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["BlockDelta"],
+            dependencies: ["BlockDelta", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),
@@ -119,7 +121,7 @@ let package = Package(
         .testTarget(
             name: "CloudEmulatorTests",
             dependencies: [
-                "CloudEmulator", "TestSupport",
+                "CloudEmulator", "TestSupport", "OpenStackClient",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -129,7 +131,12 @@ let package = Package(
         ),
         .testTarget(
             name: "OsbackupCLITests",
-            dependencies: ["osbackup", "TestSupport"],
+            dependencies: [
+                "osbackup", "TestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 public import Logging
 import NIOCore
+import OpenStackClient
 
 /// The OpenStack emulator: a Keystone v3, Nova v2.1 and Cinder v3 subset on one HTTP port, with volumes
 /// as sparse files in a state directory and the backup proxy's attached volumes as device links.
@@ -33,29 +34,54 @@ public struct CloudEmulator: Sendable {
         self.state = try CloudState(configuration: configuration, seed: seed, logger: logger)
     }
 
-    /// Serves until the task is cancelled; calls `onReady` once the port is bound. On the way out the
-    /// proxy's devices are removed (loop devices detached); they come back at the next start.
+    /// Serves until the task is cancelled; calls `onReady` once the port is bound (and, with an external
+    /// Keystone, once the seed is enrolled there and the endpoints are registered). On the way out the
+    /// proxy's devices are removed (loop devices detached; they come back at the next start) and an
+    /// external Keystone's catalog is put back as it was.
     public func run(onReady: @escaping @Sendable (RunningEmulator) async -> Void = { _ in }) async throws {
+        guard let external = configuration.externalKeystone else {
+            return try await serve(front: nil, onReady: onReady)
+        }
+        try await OpenStackTransport.withTransport(
+            caCertificatePath: external.service.caCertificatePath, verifyTLS: external.service.verifyTLS
+        ) { transport in
+            // A short margin: the service token is used almost to its end (a 401 renews it anyway), so a
+            // Keystone with short tokens is not asked for a new one on every validation.
+            let session = KeystoneSession(configuration: external.service, transport: transport, renewalMargin: 5, logger: logger)
+            let api = KeystoneAdminAPI(session: session)
+            let front = KeystoneFront(
+                api: api,
+                validator: ExternalTokenValidator(session: session, cacheLifetime: external.tokenCacheLifetime, logger: logger),
+                registration: CatalogRegistration(api: api, stateDirectory: configuration.stateDirectory, logger: logger))
+            try await serve(front: front, onReady: onReady)
+        }
+    }
+
+    /// The external Keystone's parts while the emulator runs behind it.
+    private struct KeystoneFront: Sendable {
+        var api: KeystoneAdminAPI
+        var validator: ExternalTokenValidator
+        var registration: CatalogRegistration
+    }
+
+    private func serve(front: KeystoneFront?, onReady: @escaping @Sendable (RunningEmulator) async -> Void) async throws {
         let state = self.state
         let configuration = self.configuration
         let logger = self.logger
-        let responder = CallbackResponder { (request: Request, _: BasicRequestContext) in
-            try await Self.respond(to: request, state: state)
+        if let front {
+            let map = try await KeystoneEnrolment(api: front.api, logger: logger).enrol(await state.snapshot())
+            await state.adopt(map)
         }
+        let responder = CallbackResponder { (request: Request, _: BasicRequestContext) in
+            try await Self.respond(to: request, state: state, validator: front?.validator)
+        }
+        let (bound, boundContinuation) = AsyncStream.makeStream(of: Int.self)
         let app = Application(
             responder: responder,
             configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port)),
-            onServerRunning: { channel in
-                let port = channel.localAddress?.port ?? configuration.port
-                let running = RunningEmulator(
-                    baseURL: "http://\(configuration.host):\(port)", port: port, stateDirectory: configuration.stateDirectory,
-                    deviceDirectory: configuration.effectiveDeviceDirectory)
-                await state.setBaseURL(running.baseURL)
-                await state.restoreDevices()
-                logger.info("emulator listening", metadata: ["osb-url": "\(running.authURL)"])
-                await onReady(running)
-            },
+            onServerRunning: { channel in boundContinuation.yield(channel.localAddress?.port ?? configuration.port) },
             logger: Self.serverLogger(logger))
+        var failure: (any Error)?
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await app.run() }
@@ -65,13 +91,43 @@ public struct CloudEmulator: Sendable {
                         await state.tick(now: Date())
                     }
                 }
+                group.addTask {
+                    // Ends only when cancelled: the stream is never finished.
+                    for await port in bound {
+                        let baseURL = "http://\(configuration.host):\(port)"
+                        await state.setBaseURL(baseURL)
+                        try await front?.registration.register(baseURL: baseURL, region: state.region)
+                        await state.restoreDevices()
+                        let running = RunningEmulator(
+                            baseURL: baseURL, port: port, stateDirectory: configuration.stateDirectory,
+                            deviceDirectory: configuration.effectiveDeviceDirectory,
+                            identityURL: front?.api.identityURL ?? baseURL + "/v3", region: state.region)
+                        logger.info("emulator listening", metadata: ["osb-url": "\(running.authURL)", "osb-region": "\(running.region)"])
+                        await onReady(running)
+                    }
+                }
                 try await group.next()
                 group.cancelAll()
             }
         } catch is CancellationError {
+        } catch {
+            failure = error
         }
         await state.releaseDevices()
+        if let front {
+            do {
+                // Not cancelled with the server: the catalog must be put back whatever stopped it.
+                let registration = front.registration
+                try await Task { try await registration.withdraw() }.value
+            } catch {
+                logger.error(
+                    "cannot put the Keystone catalog back; the next start retries from the journal",
+                    metadata: ["osb-error": "\(error)", "osb-journal": "\(configuration.stateDirectory)/\(CatalogRegistration.journalName)"])
+                failure = failure ?? error
+            }
+        }
         logger.info("emulator stopped")
+        if let failure { throw failure }
     }
 
     /// Hummingbird's own logger: it reports a cancelled listener as an error on every stop, so it only
@@ -82,13 +138,16 @@ public struct CloudEmulator: Sendable {
         return quiet
     }
 
-    private static func respond(to request: Request, state: CloudState) async throws -> Response {
+    private static func respond(to request: Request, state: CloudState, validator: ExternalTokenValidator?) async throws -> Response {
         var headers: [String: String] = [:]
         for field in request.headers { headers[field.name.canonicalName.lowercased()] = field.value }
         let buffer = try await request.body.collect(upTo: 16 << 20)
-        let emulatorRequest = EmulatorRequest(
+        var emulatorRequest = EmulatorRequest(
             method: request.method.rawValue, path: request.uri.path, rawQuery: request.uri.query, headers: headers,
             body: Array(buffer.readableBytesView))
+        if let validator, ["compute", "volume"].contains(emulatorRequest.segments.first), let token = emulatorRequest.header("X-Auth-Token") {
+            emulatorRequest.externalAuthentication = await validator.authenticate(token)
+        }
         let (response, latency) = await state.handle(emulatorRequest)
         if latency > 0 { try await Task.sleep(for: .milliseconds(Int(latency * 1000))) }
         var fields = HTTPFields()
@@ -111,9 +170,13 @@ public struct RunningEmulator: Sendable {
     public let stateDirectory: String
     /// The device directory (attached volumes appear under `disk/by-id/`).
     public let deviceDirectory: String
+    /// The Keystone clients authenticate with: `http://HOST:PORT/v3`, or the external Keystone's v3 URL.
+    public let identityURL: String
+    /// The region of the emulator's endpoints.
+    public let region: String
 
-    /// Keystone's auth URL, `http://HOST:PORT/v3`.
-    public var authURL: String { baseURL + "/v3" }
+    /// Keystone's auth URL (``identityURL``).
+    public var authURL: String { identityURL }
     /// Nova's endpoint, `http://HOST:PORT/compute/v2.1`.
     public var computeURL: String { baseURL + "/compute/v2.1" }
     /// Cinder's endpoint for a project, `http://HOST:PORT/volume/v3/<project id>`.
@@ -151,7 +214,7 @@ public struct RunningEmulator: Sendable {
                   project_name: \(quoted(project?.name ?? ""))
                   user_domain_name: Default
                   project_domain_name: Default
-                region_name: RegionOne
+                region_name: \(quoted(region))
                 interface: public
                 identity_api_version: 3\(proxyLine)
 

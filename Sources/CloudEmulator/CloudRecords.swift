@@ -181,6 +181,8 @@ struct CloudRecords: Codable, Sendable {
     var adminUser: String?
     /// The project the admin user works in.
     var adminProject: String?
+    /// The seed's region, if it named one.
+    var region: String?
     /// Counter for deterministic fault decisions and ids across restarts.
     var sequence: Int = 0
 }

@@ -2,8 +2,7 @@ import Foundation
 import Logging
 
 /// The caller of a Nova or Cinder request, from its token.
-struct Caller {
-    var token: TokenRecord
+struct Caller: Sendable {
     var projectID: String
     var userID: String
     var isAdmin: Bool
@@ -40,6 +39,12 @@ extension CloudState {
 
     var keystoneURL: String { baseURL + "/v3" }
 
+    /// keystonemiddleware's `www_authenticate_uri`: the Keystone clients use, without `/v3`.
+    private var authenticateURI: String {
+        guard let external = configuration.externalKeystone?.identityURL else { return baseURL }
+        return external.hasSuffix("/v3") ? String(external.dropLast(3)) : external
+    }
+
     private var unauthorized: ServiceRejection {
         ServiceRejection(
             response: IdentityFault.response(
@@ -57,30 +62,55 @@ extension CloudState {
         return true
     }
 
-    /// The caller of a Nova or Cinder request, or the 401 keystonemiddleware would answer.
+    /// The caller of a Nova or Cinder request, or the 401 keystonemiddleware would answer (503 when the
+    /// external Keystone cannot be asked).
     func caller(_ request: EmulatorRequest) throws(ServiceRejection) -> Caller {
+        if configuration.externalKeystone != nil {
+            switch request.externalAuthentication {
+            case .accepted(let caller): return caller
+            case .unavailable:
+                throw ServiceRejection(
+                    response: EmulatorResponse(
+                        status: 503, headers: [],
+                        json: .object([
+                            (
+                                "error",
+                                .object([
+                                    ("code", .int(503)), ("title", .string("Service Unavailable")),
+                                    ("message", .string("The server is currently unavailable. Please try again at a later time.")),
+                                ])
+                            )
+                        ])))
+            case .refused, nil: throw serviceUnauthorized
+            }
+        }
         guard let id = request.header("X-Auth-Token"), let token = records.tokens.first(where: { $0.id == id }),
             isUsable(token), let projectID = token.projectID
-        else {
-            let body = JSON.object([
-                (
-                    "error",
-                    .object([
-                        ("code", .int(401)), ("title", .string("Unauthorized")),
-                        ("message", .string(IdentityFault.authenticationRequired)),
-                    ])
-                )
-            ])
-            throw ServiceRejection(
-                response: EmulatorResponse(
-                    status: 401, headers: [("WWW-Authenticate", "Keystone uri=\"\(baseURL)\"")], json: body))
-        }
-        return Caller(token: token, projectID: projectID, userID: token.userID, isAdmin: token.roles.contains("admin"))
+        else { throw serviceUnauthorized }
+        return Caller(projectID: projectID, userID: token.userID, isAdmin: token.roles.contains("admin"))
+    }
+
+    /// keystonemiddleware's 401, naming the Keystone in `WWW-Authenticate`.
+    private var serviceUnauthorized: ServiceRejection {
+        let body = JSON.object([
+            (
+                "error",
+                .object([
+                    ("code", .int(401)), ("title", .string("Unauthorized")),
+                    ("message", .string(IdentityFault.authenticationRequired)),
+                ])
+            )
+        ])
+        return ServiceRejection(
+            response: EmulatorResponse(status: 401, headers: [("WWW-Authenticate", "Keystone uri=\"\(authenticateURI)\"")], json: body))
     }
 
     // MARK: Routes
 
     func identity(_ request: EmulatorRequest, rest: [String], isRoot: Bool) throws -> EmulatorResponse {
+        if let external = configuration.externalKeystone {
+            return IdentityFault.response(404, "This emulator uses the Keystone at \(external.identityURL); authenticate there.")
+        }
         if isRoot {
             guard request.method == "GET" || request.method == "HEAD" else { return IdentityFault.response(405, "Method Not Allowed") }
             return EmulatorResponse(
@@ -314,7 +344,7 @@ extension CloudState {
             let endpoints = ["public", "internal", "admin"].map { interface in
                 JSON.object([
                     ("id", .string(Identifiers.stable("endpoint", "\(type)/\(interface)"))), ("interface", .string(interface)),
-                    ("region_id", .string(configuration.region)), ("url", .string(url)), ("region", .string(configuration.region)),
+                    ("region_id", .string(region)), ("url", .string(url)), ("region", .string(region)),
                 ])
             }
             return .object([

@@ -12,6 +12,8 @@ actor CloudState {
     var baseURL: String = "http://127.0.0.1"
     var faultGenerator: FaultGenerator
     private let statePath: String
+    /// Requests answered since this start (for `crash_after_requests`).
+    private var requestsSinceStart = 0
 
     /// Loads the state from `<state>/cloud.json`, or builds it from `seed` when there is none yet.
     init(configuration: EmulatorConfiguration, seed: EmulatorSeed?, logger: Logger) throws {
@@ -33,7 +35,12 @@ actor CloudState {
             }
             try StateFile.write(records, to: statePath)
         }
+        seedRegion = records.region
     }
+
+    /// The region of the catalog's endpoints: the configured one, else the seed's, else `RegionOne`.
+    nonisolated var region: String { configuration.region ?? seedRegion ?? "RegionOne" }
+    private nonisolated let seedRegion: String?
 
     /// Records where the server listens (the catalog and links are built from it).
     func setBaseURL(_ url: String) { baseURL = url }
@@ -49,6 +56,13 @@ actor CloudState {
 
     /// Answers one request, with the latency a fault rule adds.
     func handle(_ request: EmulatorRequest) -> (EmulatorResponse, latency: TimeInterval) {
+        requestsSinceStart += 1
+        if requestsSinceStart == configuration.faults.crashAfterRequests {
+            logger.critical(
+                "injected crash: the process dies now without answering or cleaning up",
+                metadata: ["osb-request-id": "\(request.requestID)", "osb-path": "\(request.path)"])
+            _exit(70)
+        }
         records.sequence += 1
         var latency: TimeInterval = 0
         if let rule = configuration.faults.rules.first(where: { $0.matches(request) }) {

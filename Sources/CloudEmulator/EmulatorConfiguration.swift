@@ -1,4 +1,5 @@
 public import Foundation
+public import OpenStackClient
 
 /// How an emulator runs: where it keeps its state, where it listens, how fast things happen.
 public struct EmulatorConfiguration: Sendable {
@@ -20,16 +21,19 @@ public struct EmulatorConfiguration: Sendable {
     /// Whether the proxy's devices are real loop devices (`losetup`, root only) instead of symbolic links
     /// to the volume files.
     public var usesLoopDevices: Bool
-    /// The region of every catalog endpoint.
-    public var region: String
+    /// The region of every catalog endpoint; nil means the seed's `region`, else `RegionOne`.
+    public var region: String?
     /// Injected faults; empty by default.
     public var faults: FaultPlan
+    /// A real Keystone to use instead of the emulator's own (`serve --keystone URL`); nil by default.
+    public var externalKeystone: ExternalKeystone?
 
     /// A configuration; every parameter except the state directory has a default.
     public init(
         stateDirectory: String, deviceDirectory: String? = nil, host: String = "127.0.0.1", port: Int = 0,
         tokenLifetime: TimeInterval = 3600, transitionDelay: TimeInterval = 0.5, sizeUnit: VolumeSizeUnit = .gibibyte,
-        usesLoopDevices: Bool = false, region: String = "RegionOne", faults: FaultPlan = FaultPlan()
+        usesLoopDevices: Bool = false, region: String? = nil, faults: FaultPlan = FaultPlan(),
+        externalKeystone: ExternalKeystone? = nil
     ) {
         self.stateDirectory = stateDirectory
         self.deviceDirectory = deviceDirectory
@@ -41,6 +45,7 @@ public struct EmulatorConfiguration: Sendable {
         self.usesLoopDevices = usesLoopDevices
         self.region = region
         self.faults = faults
+        self.externalKeystone = externalKeystone
     }
 
     /// The device directory in effect.
@@ -56,4 +61,29 @@ public struct VolumeSizeUnit: Sendable, Hashable, Codable {
     public static let gibibyte = VolumeSizeUnit(bytes: 1 << 30)
     /// 1 MiB: for tests that want real but small volumes.
     public static let mebibyte = VolumeSizeUnit(bytes: 1 << 20)
+}
+
+/// A real Keystone in front of the emulator: it authenticates every client, and the emulator validates
+/// the tokens of Nova and Cinder calls against it as keystonemiddleware does.
+///
+/// At start the emulator makes the seed's projects, users, role assignments and application
+/// credentials exist there (creating what is missing, never changing what exists), adopts Keystone's
+/// project and user ids, and registers its compute, volumev3 and block-storage endpoints in its region;
+/// at stop it puts the catalog back as it found it.
+public struct ExternalKeystone: Sendable {
+    /// The service account, with the external Keystone as its auth URL. It needs the `admin` role: it
+    /// creates projects, users and endpoints and validates other users' tokens.
+    public var service: CloudConfiguration
+    /// How long a validated token is trusted without asking Keystone again (keystonemiddleware's
+    /// `token_cache_time`); 0 asks every time, so a revoked token is refused at once.
+    public var tokenCacheLifetime: TimeInterval
+
+    /// A Keystone in front; the service account's auth URL names it.
+    public init(service: CloudConfiguration, tokenCacheLifetime: TimeInterval = 30) {
+        self.service = service
+        self.tokenCacheLifetime = tokenCacheLifetime
+    }
+
+    /// Keystone's v3 URL, as clients use it.
+    public var identityURL: String { service.identityURL }
 }

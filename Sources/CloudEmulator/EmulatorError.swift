@@ -7,6 +7,7 @@ public struct EmulatorError: Error, Sendable, CustomStringConvertible {
         case stateWrite
         case dataOperation
         case server
+        case externalKeystone
     }
 
     private let code: Code
@@ -55,6 +56,13 @@ public struct EmulatorError: Error, Sendable, CustomStringConvertible {
     /// The HTTP server could not start.
     public static func server(address: String, _ message: String) -> EmulatorError {
         EmulatorError(.server, subject: address, message: message, hint: "pick another port or address")
+    }
+
+    /// A call to the external Keystone (`--keystone`) failed.
+    public static func externalKeystone(url: String, operation: String, _ message: String) -> EmulatorError {
+        EmulatorError(
+            .externalKeystone, subject: url, message: "\(operation): \(message)",
+            hint: "check that Keystone is up at this URL and that the service account has the admin role there")
     }
 
     /// `<subject>: <message> (<hint>)`.

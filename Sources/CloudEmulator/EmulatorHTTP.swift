@@ -11,6 +11,8 @@ struct EmulatorRequest: Sendable {
     var body: [UInt8]
     /// The `x-openstack-request-id` the response will carry.
     var requestID: String
+    /// With an external Keystone: what it said about the request's token (nil: not asked).
+    var externalAuthentication: ExternalAuthentication?
 
     init(method: String, path: String, rawQuery: String?, headers: [String: String], body: [UInt8]) {
         self.method = method

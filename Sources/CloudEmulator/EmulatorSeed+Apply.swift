@@ -29,6 +29,7 @@ extension EmulatorSeed {
         }
         let admin = users.first { $0.cloudsYAML == true } ?? users.first { $0.roles.values.contains { $0.contains("admin") } }
         records.adminUser = admin?.name
+        records.region = region
         records.adminProject = admin.flatMap { user in
             user.defaultProject ?? user.roles.first { $0.value.contains("admin") }?.key ?? user.roles.keys.sorted().first
         }
@@ -152,6 +153,18 @@ enum VolumeContent {
                 var generator = FaultGenerator(seed: segment.seed ?? 1)
                 data.reserveCapacity(Int(length))
                 while data.count < length { data.append(UInt8(generator.nextUnit() * 256)) }
+            } else if let type = segment.filesystem {
+                let length = try segment.length.map { text in
+                    guard let length = bytes(text) else { throw bad(path, "length: \(text)") }
+                    return length
+                } ?? (limit - offset)
+                guard length > 0, offset + length <= limit else {
+                    throw bad(path, "filesystem of \(length) bytes at \(offset) does not fit in the volume size \(limit)")
+                }
+                try FilesystemImage(type: type, length: length, label: segment.label, files: segment.files ?? [:])
+                    .write(into: handle, at: offset, volumePath: path)
+                offset += length
+                continue
             } else if let text = segment.text {
                 let unit = Array(text.utf8)
                 let length = segment.length.flatMap(bytes) ?? Int64(unit.count)

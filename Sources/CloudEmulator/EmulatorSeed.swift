@@ -142,7 +142,7 @@ public struct EmulatorSeed: Sendable, Decodable {
     }
 
     /// One piece of a volume's content, written at the current offset (then the offset moves on).
-    /// Exactly one of `zero`, `random`, `text` is given; lengths accept `K`, `M`, `G` suffixes.
+    /// Exactly one of `zero`, `random`, `text`, `filesystem` is given; lengths accept `K`, `M`, `G` suffixes.
     public struct ContentSegment: Sendable, Decodable {
         /// Skip this many bytes (they stay zero and sparse).
         public var zero: String?
@@ -152,8 +152,15 @@ public struct EmulatorSeed: Sendable, Decodable {
         public var seed: UInt64?
         /// This text, repeated to fill `length` (or once).
         public var text: String?
-        /// The length of a `text` segment.
+        /// The length of a `text` segment, or of a `filesystem` (default: to the end of the volume).
         public var length: String?
+        /// A real filesystem made by `mkfs.<type>` (`ext4`, `ext3`, `ext2`, or any type whose mkfs is
+        /// installed, e.g. `vfat`, `xfs`).
+        public var filesystem: String?
+        /// The filesystem's label.
+        public var label: String?
+        /// Files to put in an ext2/3/4 filesystem: path → text content (folders are created).
+        public var files: [String: String]?
     }
 
     /// The region (default `RegionOne`).

@@ -13,6 +13,7 @@ import Yams
 /// stuck: [snapshot:creating, volume:detaching]
 /// device_delay_ms: 2000
 /// token_valid_for_s: 30
+/// crash_after_requests: 40
 /// ```
 public struct FaultPlan: Sendable, Codable {
     /// The seed of the generator that decides which requests fail.
@@ -26,23 +27,29 @@ public struct FaultPlan: Sendable, Codable {
     public var deviceDelayMilliseconds: Int
     /// When set, tokens stop being accepted after this many seconds although `expires_at` says later.
     public var tokenValidForSeconds: Int?
+    /// When set, the process dies (exit status 70, no answer, no cleanup) on this request since start,
+    /// as a crashed API service does: state saved so far stays, loop devices stay attached, an external
+    /// Keystone's catalog keeps the registration. A restart on the same state directory carries on.
+    public var crashAfterRequests: Int?
 
     /// A plan; no faults by default.
     public init(
         seed: UInt64 = 1, rules: [FaultRule] = [], stuck: [String] = [], deviceDelayMilliseconds: Int = 0,
-        tokenValidForSeconds: Int? = nil
+        tokenValidForSeconds: Int? = nil, crashAfterRequests: Int? = nil
     ) {
         self.seed = seed
         self.rules = rules
         self.stuck = stuck
         self.deviceDelayMilliseconds = deviceDelayMilliseconds
         self.tokenValidForSeconds = tokenValidForSeconds
+        self.crashAfterRequests = crashAfterRequests
     }
 
     enum CodingKeys: String, CodingKey {
         case seed, rules, stuck
         case deviceDelayMilliseconds = "device_delay_ms"
         case tokenValidForSeconds = "token_valid_for_s"
+        case crashAfterRequests = "crash_after_requests"
     }
 
     /// Decodes a plan; missing keys take their defaults.
@@ -53,7 +60,8 @@ public struct FaultPlan: Sendable, Codable {
             rules: try c.decodeIfPresent([FaultRule].self, forKey: .rules) ?? [],
             stuck: try c.decodeIfPresent([String].self, forKey: .stuck) ?? [],
             deviceDelayMilliseconds: try c.decodeIfPresent(Int.self, forKey: .deviceDelayMilliseconds) ?? 0,
-            tokenValidForSeconds: try c.decodeIfPresent(Int.self, forKey: .tokenValidForSeconds))
+            tokenValidForSeconds: try c.decodeIfPresent(Int.self, forKey: .tokenValidForSeconds),
+            crashAfterRequests: try c.decodeIfPresent(Int.self, forKey: .crashAfterRequests))
     }
 
     /// Reads a plan from a YAML (or JSON) file.

@@ -32,6 +32,8 @@ struct VolumeStorage: Sendable {
                 throw EmulatorError.dataOperation(subject: directory, "cannot create the directory: \(error)")
             }
         }
+        // cloud.json holds the seed's passwords (as Keystone's database would): owner only.
+        chmod(stateDirectory, 0o700)
     }
 
     /// Creates an empty sparse volume file of `size` units.
@@ -99,33 +101,10 @@ struct VolumeStorage: Sendable {
         }
     }
 
-    private var losetup: String {
-        FileManager.default.isExecutableFile(atPath: "/usr/sbin/losetup") ? "/usr/sbin/losetup" : "/sbin/losetup"
-    }
+    private var losetup: String { ExternalCommand.find("losetup") ?? "/sbin/losetup" }
 
     @discardableResult
     private func run(_ executable: String, _ arguments: [String], subject: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        do {
-            try process.run()
-        } catch {
-            throw EmulatorError.dataOperation(subject: subject, "cannot run \(executable): \(error)")
-        }
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        let errorData = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw EmulatorError.dataOperation(
-                subject: subject,
-                "\(executable) \(arguments.joined(separator: " ")) failed (\(process.terminationStatus)): "
-                    + String(decoding: errorData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
-        }
-        return String(decoding: data, as: UTF8.self)
+        try ExternalCommand.run(executable, arguments, subject: subject)
     }
 }

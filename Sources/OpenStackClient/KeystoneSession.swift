@@ -167,6 +167,30 @@ public actor KeystoneSession {
         return try await transport.send(request, service: official, logger: logger)
     }
 
+    /// Validates someone else's token as a service does (keystonemiddleware): `GET /v3/auth/tokens?nocatalog`
+    /// with this session's token as `X-Auth-Token` and `subject` as `X-Subject-Token`.
+    ///
+    /// - Returns: what Keystone says about `subject`, or nil when Keystone does not accept it (404: expired,
+    ///   revoked, unknown or malformed).
+    /// - Throws: when Keystone cannot be reached, refuses this session's own token twice, or answers
+    ///   anything else (403: this session's user may not validate tokens, it needs `admin` or `service`).
+    public func validate(_ subject: Secret) async throws(OpenStackError) -> KeystoneToken? {
+        let operation = "GET /v3/auth/tokens"
+        let response = try await send(
+            serviceType: "identity", method: "GET", path: configuration.identityURL + "/auth/tokens?nocatalog",
+            headers: [("X-Subject-Token", subject.reveal())])
+        switch response.status {
+        case 200:
+            return try Self.decodeToken(response, operation: operation)
+        case 404:
+            return nil
+        default:
+            throw .http(
+                service: "identity", operation: operation, status: response.status, requestID: response.requestID,
+                body: response.body)
+        }
+    }
+
     /// Re-scopes the session to another project with the current token (`token` method).
     ///
     /// The new token keeps the old one's expiry (Keystone's rule) and is renewed by password as usual.

@@ -3,6 +3,7 @@ import CloudEmulator
 import Dispatch
 import Foundation
 import Logging
+import OpenStackClient
 
 /// `osbackup emulator`: the in-repo OpenStack emulator (Keystone + Nova + Cinder subsets) for demos,
 /// tests and benchmarks. docs/emulator.md describes what it emulates.
@@ -50,7 +51,37 @@ struct EmulatorCommand: ParsableCommand {
         @Option(help: "Fault plan YAML (error rates per route, latency, stuck states, late devices, short tokens).")
         var faults: String?
 
+        @Option(help: "Region of the emulator's endpoints (default: the seed's region, else RegionOne).")
+        var region: String?
+
+        @Option(
+            help: ArgumentHelp(
+                "Use this real Keystone (URL) instead of the emulator's own.",
+                discussion: """
+                    The service account (admin role) comes from --keystone-cloud, else from OS_CLOUD or OS_USERNAME, \
+                    OS_PASSWORD, OS_PROJECT_NAME... The seed's projects, users and application credentials are created \
+                    there when missing, and the emulator's endpoints are registered in --region until it stops.
+                    """))
+        var keystone: String?
+
+        @Option(help: "Cloud in clouds.yaml (+ secure.yaml) holding the --keystone service account.")
+        var keystoneCloud: String?
+
+        @Option(help: "Seconds a token validated by the --keystone Keystone is trusted without asking again (0 = always ask).")
+        var tokenCacheSeconds: Double = 30
+
         @OptionGroup var logging: LoggingOptions
+
+        /// The external Keystone and its service account, when `--keystone` is given.
+        private func externalKeystone() throws -> ExternalKeystone? {
+            guard let keystone else {
+                if keystoneCloud != nil { throw ValidationError("--keystone-cloud needs --keystone URL") }
+                return nil
+            }
+            let service = try CloudConfigurationLoader().load(
+                overrides: CloudConfigurationOverrides(cloud: keystoneCloud, authURL: keystone))
+            return ExternalKeystone(service: service, tokenCacheLifetime: tokenCacheSeconds)
+        }
 
         func run() throws {
             let logger = try logging.makeLogger(label: "osbackup.emulator")
@@ -61,7 +92,8 @@ struct EmulatorCommand: ParsableCommand {
             let configuration = EmulatorConfiguration(
                 stateDirectory: state, deviceDirectory: deviceDirectory, host: host, port: port, tokenLifetime: tokenLifetime,
                 transitionDelay: transitionDelay, sizeUnit: unit, usesLoopDevices: loopDevices,
-                faults: try faults.map(FaultPlan.load(path:)) ?? FaultPlan())
+                region: region, faults: try faults.map(FaultPlan.load(path:)) ?? FaultPlan(),
+                externalKeystone: try externalKeystone())
             let seedFile = try seed.map(EmulatorSeed.load(path:))
             let emulator = try CloudEmulator(configuration: configuration, seed: seedFile, logger: logger)
             let cloudsYaml = self.cloudsYaml
@@ -72,6 +104,7 @@ struct EmulatorCommand: ParsableCommand {
                         if let cloudsYaml {
                             do {
                                 try running.cloudsYAML().write(toFile: cloudsYaml, atomically: true, encoding: .utf8)
+                                chmod(cloudsYaml, 0o600)  // it holds a password
                             } catch {
                                 logger.error("cannot write clouds.yaml", metadata: ["osb-path": "\(cloudsYaml)", "osb-error": "\(error)"])
                             }

@@ -1,5 +1,7 @@
 import CloudEmulator
 import Foundation
+import Logging
+import OpenStackClient
 import Testing
 
 @Suite("Faults and persistence")
@@ -15,6 +17,68 @@ struct FaultTests {
             #expect(response.header("Retry-After") == "2")
             #expect(response.json == nil)
             #expect(try await cloud.send("GET", cloud.volumePath("/snapshots"), token: token).status == 200)
+        }
+    }
+
+    @Test("a 429 with Retry-After and a 500 carry the services' JSON fault bodies")
+    func rateLimitAndServerError() async throws {
+        let plan = FaultPlan(rules: [
+            FaultRule(method: "GET", path: "/servers/detail", rate: 1, status: 429, retryAfter: 3),
+            FaultRule(method: "GET", path: "/os-volume_attachments", rate: 1, status: 500),
+        ])
+        try await withTestCloud(faults: plan) { cloud in
+            let token = try await cloud.token()
+            let limited = try await cloud.send("GET", "/compute/v2.1/servers/detail", token: token)
+            #expect(limited.status == 429)
+            #expect(limited.header("Retry-After") == "3")
+            #expect(limited.json?["overLimit"]?["code"]?.int == 429)
+            #expect(limited.json?["overLimit"]?["retryAfter"]?.string == "3")
+            let failed = try await cloud.send("GET", "/compute/v2.1/servers/\(cloud.proxyID)/os-volume_attachments", token: token)
+            #expect(failed.status == 500)
+            #expect(failed.json?["computeFault"]?["message"]?.string?.hasPrefix("Unexpected API Error") == true)
+            #expect(try await cloud.send("GET", "/compute/v2.1/servers", token: token).status == 200, "other routes are untouched")
+        }
+    }
+
+    @Test("latency is added to a matching request")
+    func latency() async throws {
+        let plan = FaultPlan(rules: [FaultRule(path: "/flavors", latencyMilliseconds: 400)])
+        try await withTestCloud(faults: plan) { cloud in
+            let token = try await cloud.token()
+            let clock = ContinuousClock()
+            var status = 0
+            let slow = try await clock.measure {
+                status = try await cloud.send("GET", "/compute/v2.1/flavors", token: token).status
+            }
+            #expect(status == 200)
+            // A lower bound only: injected latency cannot make a request faster.
+            #expect(slow >= .milliseconds(400))
+        }
+    }
+
+    @Test("the typed client rides out a 50% rate of 503 and 500 answers on reads (retries, Retry-After)")
+    func clientRidesOutFaults() async throws {
+        let plan = FaultPlan(seed: 5, rules: [
+            FaultRule(method: "GET", path: "/servers/detail", rate: 0.5, status: 503, retryAfter: 0),
+            FaultRule(method: "GET", path: "/volumes/detail", rate: 0.5, status: 500),
+        ])
+        try await withTestCloud(faults: plan) { cloud in
+            let configuration = CloudConfiguration(
+                authURL: cloud.running.authURL,
+                credentials: .password(
+                    user: UserReference(name: "admin", domainName: "Default"), password: Secret("admin-secret"),
+                    project: ProjectReference(name: "admin", domainName: "Default")))
+            try await OpenStackTransport.withTransport(
+                retryPolicy: RetryPolicy(maximumAttempts: 8, initialDelay: .milliseconds(10), maximumDelay: .milliseconds(50))
+            ) { transport in
+                let session = KeystoneSession(configuration: configuration, transport: transport, logger: testLogger)
+                let compute = try await ComputeClient.connect(session: session)
+                let blockStorage = try await BlockStorageClient.connect(session: session)
+                for _ in 0..<6 {
+                    #expect(try await compute.servers().contains { $0.name == "backup-proxy" })
+                    #expect(try await blockStorage.volumes().contains { $0.name == "proxy-root" })
+                }
+            }
         }
     }
 

@@ -11,7 +11,7 @@ struct OpenStackSDKTests {
 
     @Test("authenticate, list servers, volume, snapshot, volume from snapshot, attach to the proxy, detach, delete")
     func lifecycle() async throws {
-        try ensureOpenStackSDK()
+        try Self.ensureOpenStackSDK()
         try await withTestCloud { cloud in
             let clouds = cloud.running.stateDirectory + "/clouds.yaml"
             try cloud.running.cloudsYAML().write(toFile: clouds, atomically: true, encoding: .utf8)
@@ -27,7 +27,7 @@ struct OpenStackSDKTests {
     }
 
     /// Installs python3-openstacksdk with apt when it is missing (root only), else fails saying how.
-    private func ensureOpenStackSDK() throws {
+    static func ensureOpenStackSDK() throws {
         let check = Process()
         check.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         check.arguments = ["-c", "import openstack"]

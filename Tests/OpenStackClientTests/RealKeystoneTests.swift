@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Testing
+import TestSupport
 @testable import OpenStackClient
 
 @Suite("Real Keystone", .enabled(if: RealKeystone.isRunning, "run through `make test`, which starts a real Keystone"))

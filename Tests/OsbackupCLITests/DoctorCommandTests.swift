@@ -6,13 +6,7 @@ import TestSupport
 @Suite("osbackup doctor", .enabled(if: ProcessInfo.processInfo.environment["OSBACKUP_KEYSTONE_ENV"] != nil, "run through `make test`, which starts a real Keystone"))
 struct DoctorCommandTests {
     static func keystone() throws -> [String: String] {
-        let text = try String(contentsOfFile: ProcessInfo.processInfo.environment["OSBACKUP_KEYSTONE_ENV"]!, encoding: .utf8)
-        var values: [String: String] = [:]
-        for line in text.split(separator: "\n") {
-            guard let equals = line.firstIndex(of: "=") else { continue }
-            values[String(line[..<equals])] = String(line[line.index(after: equals)...])
-        }
-        return values
+        try #require(RealKeystoneEnvironment.current).values
     }
 
     @Test("authentication passes, the unreachable services fail by name, the exit code is 1, no secret is printed")

@@ -1,0 +1,134 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+import TestSupport
+
+/// `osbackup emulator serve` as a process: it prints its auth URL, answers `inventory` while it runs,
+/// stops cleanly on SIGTERM, and a crash-like fault kills it so that a restart on the same state
+/// directory carries on where it died.
+@Suite("osbackup emulator serve")
+struct EmulatorCommandTests {
+    static let seedYAML = """
+        projects: [{name: admin}]
+        users: [{name: admin, password: admin-secret, roles: {admin: [admin]}, default_project: admin}]
+        flavors: [{name: m1.small, vcpus: 1, ram: 2048, disk: 20}]
+        servers:
+          - {name: backup-proxy, project: admin, flavor: m1.small, proxy: true, volumes: [{name: proxy-root, size: 4}]}
+        """
+
+    /// A running `osbackup emulator serve`.
+    final class Serve: @unchecked Sendable {
+        // Written once in init, then only read.
+        let process = Process()
+        let authURL: String
+
+        /// Starts the emulator and waits for the auth URL on the first line of its standard output.
+        init(_ arguments: [String]) async throws {
+            let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("osbackup")
+            process.executableURL = binary
+            process.arguments = ["emulator", "serve", "--log-level", "critical"] + arguments
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let handle = output.fileHandleForReading
+            authURL = await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    var line = Data()
+                    while let byte = try? handle.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { line.append(byte) }
+                    continuation.resume(returning: String(decoding: line, as: UTF8.self))
+                }
+            }
+        }
+
+        var baseURL: String { String(authURL.dropLast(3)) }
+        var port: Int { Int(baseURL.split(separator: ":").last ?? "") ?? 0 }
+
+        /// Waits (off the cooperative pool) for the process to end; returns its exit status.
+        func exitStatus() async -> Int32 {
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().async { [process] in
+                    process.waitUntilExit()
+                    continuation.resume(returning: process.terminationStatus)
+                }
+            }
+        }
+    }
+
+    struct Answer {
+        var status: Int
+        var json: [String: Any]
+        var subjectToken: String?
+    }
+
+    static func send(_ http: HTTPClient, _ method: String, _ url: String, token: String? = nil, json: String? = nil) async throws -> Answer {
+        var request = HTTPClientRequest(url: url)
+        request.method = .init(rawValue: method)
+        if let token { request.headers.add(name: "X-Auth-Token", value: token) }
+        if let json {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: json))
+        }
+        let response = try await http.execute(request, timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        let object = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] ?? [:]
+        return Answer(status: Int(response.status.code), json: object, subjectToken: response.headers.first(name: "X-Subject-Token"))
+    }
+
+    static func adminToken(_ http: HTTPClient, _ serve: Serve) async throws -> (token: String, projectID: String) {
+        let answer = try await send(
+            http, "POST", serve.authURL + "/auth/tokens",
+            json: #"{"auth":{"identity":{"methods":["password"],"password":{"user":{"name":"admin","domain":{"id":"default"},"password":"admin-secret"}}}}}"#)
+        let project = ((answer.json["token"] as? [String: Any])?["project"] as? [String: Any])?["id"] as? String
+        return (try #require(answer.subjectToken), try #require(project))
+    }
+
+    static func volumeStatus(_ http: HTTPClient, _ serve: Serve, token: String, project: String, id: String) async throws -> String? {
+        let answer = try await send(http, "GET", "\(serve.baseURL)/volume/v3/\(project)/volumes/\(id)", token: token)
+        return (answer.json["volume"] as? [String: Any])?["status"] as? String
+    }
+
+    @Test("a crash-like fault kills the process mid-request; a restart on the same state carries on")
+    func crashAndRestart() async throws {
+        try await withTemporaryDirectory { directory in
+            try Self.seedYAML.write(toFile: directory + "/seed.yaml", atomically: true, encoding: .utf8)
+            try "crash_after_requests: 4\n".write(toFile: directory + "/faults.yaml", atomically: true, encoding: .utf8)
+            let common = ["--state", directory + "/state", "--seed", directory + "/seed.yaml", "--size-unit", "mib", "--transition-delay", "1"]
+            let http = HTTPClient.shared
+
+            let first = try await Serve(common + ["--faults", directory + "/faults.yaml"])
+            let (token, project) = try await Self.adminToken(http, first)  // request 1
+            let created = try await Self.send(  // request 2
+                http, "POST", "\(first.baseURL)/volume/v3/\(project)/volumes", token: token,
+                json: #"{"volume":{"size":1,"name":"survivor"}}"#)
+            let id = try #require((created.json["volume"] as? [String: Any])?["id"] as? String)
+            #expect(try await Self.volumeStatus(http, first, token: token, project: project, id: id) == "creating")  // request 3
+            await #expect(throws: (any Error).self) {  // request 4: no answer, the process dies
+                _ = try await Self.send(http, "GET", "\(first.baseURL)/volume/v3/\(project)/volumes/\(id)", token: token)
+            }
+            #expect(await first.exitStatus() == 70)
+
+            // Restart on the same state and port, without the fault: the token and the volume survived,
+            // and the creation that was under way when it died completes.
+            let second = try await Serve(common + ["--port", String(first.port)])
+            #expect(second.authURL == first.authURL)
+            var status: String?
+            for _ in 0..<100 {
+                status = try await Self.volumeStatus(http, second, token: token, project: project, id: id)
+                if status == "available" { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(status == "available")
+
+            // inventory reads the state while the emulator runs.
+            let inventory = try osbackupArray(["emulator", "inventory", "--state", directory + "/state", "--json"])
+            #expect(inventory.status == 0)
+            #expect(inventory.stdout.contains("\"survivor\""))
+
+            kill(second.process.processIdentifier, SIGTERM)
+            #expect(await second.exitStatus() == 0, "SIGTERM is a clean stop")
+        }
+    }
+}
