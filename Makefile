@@ -23,9 +23,12 @@ release: deps
 test: deps
 	scripts/with-keystone $(SWIFT) test
 
-# The main job on a generated disk image: Full, change, Incremental, Differential, restore, verify.
+# The main job on a generated disk image: Full, change, Incremental, Differential, restore, verify;
+# then the emulator's demo cloud (samples/emulator/demo.yaml): doctor, openstacksdk attaches a volume to
+# the proxy, Full + Incremental of its device, restore, compare, detach.
 demo: build
 	scripts/demo-image $(BIN_DEBUG)
+	scripts/demo-emulator $(BIN_DEBUG)
 
 # Throughput, stored bytes and peak RSS on a generated 4 GiB image (see docs/benchmarks.md).
 bench: release

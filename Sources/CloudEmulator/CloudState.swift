@@ -89,6 +89,7 @@ actor CloudState {
             "request",
             metadata: [
                 "osb-method": "\(request.method)", "osb-path": "\(request.path)", "osb-status": "\(response.status)",
+                "osb-query": "\(request.query.map { "\($0.0)=\($0.1)" }.joined(separator: "&"))",
                 "osb-request-id": "\(request.requestID)",
             ])
         return (response, latency)
