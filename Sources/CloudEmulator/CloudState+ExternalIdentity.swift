@@ -23,19 +23,26 @@ extension CloudState {
             records.applicationCredentials[index].projectID = project(records.applicationCredentials[index].projectID)
             records.applicationCredentials[index].userID = user(records.applicationCredentials[index].userID)
         }
-        for index in records.servers.indices {
-            records.servers[index].projectID = project(records.servers[index].projectID)
-            records.servers[index].userID = user(records.servers[index].userID)
+        func remap<Record: OwnedRecord>(_ list: inout [Record]) {
+            for index in list.indices {
+                list[index].projectID = project(list[index].projectID)
+                list[index].userID = user(list[index].userID)
+            }
         }
-        for index in records.volumes.indices {
-            records.volumes[index].projectID = project(records.volumes[index].projectID)
-            records.volumes[index].userID = user(records.volumes[index].userID)
-        }
-        for index in records.snapshots.indices {
-            records.snapshots[index].projectID = project(records.snapshots[index].projectID)
-            records.snapshots[index].userID = user(records.snapshots[index].userID)
-        }
+        remap(&records.servers)
+        remap(&records.volumes)
+        remap(&records.snapshots)
         records.tokens = []
         save()
     }
 }
+
+/// A record owned by a project and made by a user.
+protocol OwnedRecord {
+    var projectID: String { get set }
+    var userID: String { get set }
+}
+
+extension ServerRecord: OwnedRecord {}
+extension VolumeRecord: OwnedRecord {}
+extension SnapshotRecord: OwnedRecord {}

@@ -4,7 +4,8 @@ import Foundation
 /// the volume and copied into it at an offset, all-zero blocks skipped so the volume stays sparse.
 ///
 /// ext2/3/4 can be filled with files (`mkfs -d`) and are reproducible: the UUID and hash seed derive
-/// from the volume and offset, and the creation time is fixed (`E2FSPROGS_FAKE_TIME`).
+/// from the volume and offset, the creation time is fixed (`E2FSPROGS_FAKE_TIME`), and the times `mkfs -d`
+/// copies from the scratch files (access and change times cannot be set there) are reset with `debugfs`.
 struct FilesystemImage {
     /// `ext4`, `ext3`, `ext2`, `vfat`, `xfs`, ... (`mkfs.<type>` must be installed).
     var type: String
@@ -48,7 +49,25 @@ struct FilesystemImage {
         }
         if let label { arguments += [type == "vfat" ? "-n" : "-L", label] }
         try ExternalCommand.run(mkfs, arguments + [image], environment: environment, subject: volumePath)
+        if isExt && !files.isEmpty {
+            try resetTimes(image: image, tree: scratch + ".files", commands: scratch + ".debugfs", environment: environment)
+        }
         try copyNonZero(from: image, into: handle, at: offset)
+    }
+
+    /// Sets every time of the root folder and of each copied file and folder to the fixed time.
+    private func resetTimes(image: String, tree: String, commands: String, environment: [String: String]) throws {
+        guard let debugfs = ExternalCommand.find("debugfs") else {
+            throw EmulatorError.dataOperation(subject: image, "debugfs (e2fsprogs) is not installed")
+        }
+        defer { try? FileManager.default.removeItem(atPath: commands) }
+        let paths = ["/"] + (FileManager.default.enumerator(atPath: tree)?.compactMap { $0 as? String }.sorted().map { "/" + $0 } ?? [])
+        let stamp = "20240101000000"  // fixedTime
+        let script = paths.flatMap { path in
+            ["atime", "ctime", "mtime", "crtime"].map { "set_inode_field \"\(path)\" \($0) \(stamp)" }
+        }.joined(separator: "\n")
+        try Data((script + "\n").utf8).write(to: URL(fileURLWithPath: commands))
+        try ExternalCommand.run(debugfs, ["-w", "-f", commands, image], environment: environment, subject: image)
     }
 
     /// Writes `files` under `directory` with a fixed modification time; returns the directory.

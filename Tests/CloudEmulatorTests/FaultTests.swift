@@ -100,9 +100,11 @@ struct FaultTests {
 
     @Test("a stuck status, a late device and a token that stops working early")
     func stuckLateAndShortTokens() async throws {
-        let plan = FaultPlan(stuck: ["snapshot:creating"], deviceDelayMilliseconds: 400, tokenValidForSeconds: 2)
+        let plan = FaultPlan(stuck: ["snapshot:creating"], deviceDelayMilliseconds: 1500, tokenValidForSeconds: 8)
+        // Generous delays: the steps before each check must fit in them even on a loaded machine.
         try await withTestCloud(faults: plan) { cloud in
             let admin = try await cloud.token()
+            let issued = ContinuousClock.now
             let project = cloud.adminProjectID
             let created = try await cloud.send(
                 "POST", cloud.volumePath("/volumes", project: project), token: admin, json: #"{"volume":{"size":1}}"#)
@@ -116,11 +118,11 @@ struct FaultTests {
                 json: #"{"volumeAttachment":{"volumeId":"\#(id)"}}"#)
             try await cloud.waitForVolume(id, status: "in-use", token: admin, project: project)
             #expect(!FileManager.default.fileExists(atPath: cloud.running.devicePath(volumeID: id)))
-            try await Task.sleep(for: .milliseconds(600))
+            try await Task.sleep(for: .milliseconds(2000))
             #expect(FileManager.default.fileExists(atPath: cloud.running.devicePath(volumeID: id)))
             let stuck = try await cloud.send("GET", cloud.volumePath("/snapshots/\(snapshotID)", project: project), token: admin)
             #expect(stuck.json?["snapshot"]?["status"]?.string == "creating")
-            try await Task.sleep(for: .milliseconds(1500))
+            try await Task.sleep(until: issued + .milliseconds(8300))
             #expect(try await cloud.send("GET", cloud.volumePath("/volumes", project: project), token: admin).status == 401)
         }
     }

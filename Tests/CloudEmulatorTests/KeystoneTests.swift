@@ -114,8 +114,10 @@ struct KeystoneTests {
 
     @Test("validation: 200 with the token, 404 for unknown, revoked and expired subjects")
     func validation() async throws {
-        try await withTestCloud(tokenLifetime: 1) { cloud in
+        // 10 s tokens: long enough for the checks before expiry even on a loaded machine.
+        try await withTestCloud(tokenLifetime: 10) { cloud in
             let admin = try await cloud.token()
+            let issued = ContinuousClock.now
             let subject = try await cloud.tenantToken()
             let valid = try await cloud.send("GET", "/v3/auth/tokens", token: admin, headers: [("X-Subject-Token", subject)])
             #expect(valid.status == 200)
@@ -127,7 +129,7 @@ struct KeystoneTests {
             #expect(try await cloud.send("DELETE", "/v3/auth/tokens", token: admin, headers: [("X-Subject-Token", subject)]).status == 204)
             let revoked = try await cloud.send("GET", "/v3/auth/tokens", token: admin, headers: [("X-Subject-Token", subject)])
             #expect(revoked.json?["error"]?["message"]?.string == "Failed to validate token")
-            try await Task.sleep(for: .milliseconds(1100))
+            try await Task.sleep(until: issued + .milliseconds(10_200))
             let expired = try await cloud.send("GET", cloud.volumePath("/volumes"), token: admin)
             #expect(expired.status == 401)
         }

@@ -1,6 +1,7 @@
 import CloudEmulator
 import Foundation
 import Testing
+import TestSupport
 
 /// A real OpenStack client (Debian's python3-openstacksdk) drives the in-process emulator through a
 /// clouds.yaml: any disagreement is the emulator's bug.
@@ -11,19 +12,25 @@ struct OpenStackSDKTests {
 
     @Test("authenticate, list servers, volume, snapshot, volume from snapshot, attach to the proxy, detach, delete")
     func lifecycle() async throws {
-        try Self.ensureOpenStackSDK()
         try await withTestCloud { cloud in
             let clouds = cloud.running.stateDirectory + "/clouds.yaml"
             try cloud.running.cloudsYAML().write(toFile: clouds, atomically: true, encoding: .utf8)
-            let (status, output) = try await Self.run(
-                "/usr/bin/python3", [Self.repository + "/scripts/openstacksdk-emulator-check", "emulator"],
-                environment: ["OS_CLIENT_CONFIG_FILE": clouds])
-            #expect(status == 0, "openstacksdk-emulator-check failed:\n\(output)")
-            #expect(output.contains("openstacksdk: ok"), "\(output)")
-            let inventory = try cloud.running.inventory()
-            #expect(!inventory.volumes.contains { $0.name?.hasPrefix("sdk-") == true }, "leaked volumes")
-            #expect(inventory.snapshots.isEmpty, "leaked snapshots")
+            try await Self.check(cloud.running, cloudsYAML: clouds)
         }
+    }
+
+    /// Runs `scripts/openstacksdk-emulator-check` on `cloudsYAML` and checks that it passed and left
+    /// no volume or snapshot behind.
+    static func check(_ running: RunningEmulator, cloudsYAML: String) async throws {
+        try ensureOpenStackSDK()
+        let (status, output) = try await runProgram(
+            "/usr/bin/python3", [repository + "/scripts/openstacksdk-emulator-check", "emulator"],
+            environment: ["OS_CLIENT_CONFIG_FILE": cloudsYAML])
+        #expect(status == 0, "openstacksdk-emulator-check failed:\n\(output)")
+        #expect(output.contains("openstacksdk: ok"), "\(output)")
+        let inventory = try running.inventory()
+        #expect(!inventory.volumes.contains { $0.name?.hasPrefix("sdk-") == true }, "leaked volumes")
+        #expect(inventory.snapshots.isEmpty, "leaked snapshots")
     }
 
     /// Installs python3-openstacksdk with apt when it is missing (root only), else fails saying how.
@@ -45,29 +52,6 @@ struct OpenStackSDKTests {
         install.waitUntilExit()
         guard install.terminationStatus == 0 else {
             throw TestFailure("apt-get install python3-openstacksdk failed (\(install.terminationStatus))")
-        }
-    }
-
-    /// Runs a program off the cooperative pool; returns its status and combined output.
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String]) async throws -> (Int32, String) {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                do {
-                    let process = Process()
-                    process.executableURL = URL(fileURLWithPath: executable)
-                    process.arguments = arguments
-                    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-                    let pipe = Pipe()
-                    process.standardOutput = pipe
-                    process.standardError = pipe
-                    try process.run()
-                    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                    process.waitUntilExit()
-                    continuation.resume(returning: (process.terminationStatus, String(decoding: data, as: UTF8.self)))
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
         }
     }
 }
