@@ -129,6 +129,35 @@ public struct FaultRule: Sendable, Codable {
             latencyMilliseconds: try c.decodeIfPresent(Int.self, forKey: .latencyMilliseconds) ?? 0)
     }
 
+    /// Parses the command-line form `method=POST,path=/snapshots,rate=0.5,status=503,retry_after=2,latency_ms=100`
+    /// (keys as in the YAML form; `path` is required).
+    public init(flag: String) throws {
+        var fields: [String: String] = [:]
+        for pair in flag.split(separator: ",") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, ["method", "path", "rate", "status", "retry_after", "latency_ms"].contains(parts[0]) else {
+                throw EmulatorError.invalidFile(
+                    path: "--fault-rule", what: "fault rule",
+                    reason: "'\(pair)' is not one of method=, path=, rate=, status=, retry_after=, latency_ms=")
+            }
+            fields[parts[0]] = parts[1]
+        }
+        func number<Value: LosslessStringConvertible>(_ key: String, _ type: Value.Type) throws -> Value? {
+            guard let text = fields[key] else { return nil }
+            guard let value = Value(text) else {
+                throw EmulatorError.invalidFile(path: "--fault-rule", what: "fault rule", reason: "\(key)=\(text) is not a number")
+            }
+            return value
+        }
+        guard let path = fields["path"], !path.isEmpty else {
+            throw EmulatorError.invalidFile(path: "--fault-rule", what: "fault rule", reason: "path= is required in '\(flag)'")
+        }
+        self.init(
+            method: fields["method"], path: path, rate: try number("rate", Double.self) ?? 0,
+            status: try number("status", Int.self) ?? 500, retryAfter: try number("retry_after", Int.self),
+            latencyMilliseconds: try number("latency_ms", Int.self) ?? 0)
+    }
+
     func matches(_ request: EmulatorRequest) -> Bool {
         (method == nil || method?.uppercased() == request.method) && request.path.contains(path)
     }

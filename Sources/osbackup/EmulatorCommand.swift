@@ -48,8 +48,26 @@ struct EmulatorCommand: ParsableCommand {
         @Option(help: "Unit of volume sizes: gib (as Cinder) or mib (small real volumes for tests).")
         var sizeUnit: String = "gib"
 
-        @Option(help: "Fault plan YAML (error rates per route, latency, stuck states, late devices, short tokens).")
+        @Option(help: "Fault plan YAML (error rates per route, latency, stuck states, late devices, short tokens, crash).")
         var faults: String?
+
+        @Option(help: "A fault rule, after those of --faults: method=POST,path=/snapshots,rate=0.5,status=503,retry_after=2,latency_ms=0 (repeatable).")
+        var faultRule: [String] = []
+
+        @Option(help: "A status that never ends, e.g. volume:detaching or snapshot:creating (repeatable).")
+        var stuck: [String] = []
+
+        @Option(help: "Seed of the fault decisions (overrides the file's).")
+        var faultSeed: UInt64?
+
+        @Option(help: "Milliseconds after in-use before the proxy's device appears.")
+        var deviceDelayMs: Int?
+
+        @Option(help: "Tokens stop being accepted after this many seconds.")
+        var tokenValidForS: Int?
+
+        @Option(help: "The process dies (exit 70) on this request since start, as a crashed API service.")
+        var crashAfterRequests: Int?
 
         @Option(help: "Region of the emulator's endpoints (default: the seed's region, else RegionOne).")
         var region: String?
@@ -72,6 +90,24 @@ struct EmulatorCommand: ParsableCommand {
 
         @OptionGroup var logging: LoggingOptions
 
+        /// The fault plan of `--faults`, with the fault flags applied over it.
+        private func faultPlan() throws -> FaultPlan {
+            var plan = try faults.map(FaultPlan.load(path:)) ?? FaultPlan()
+            plan.rules += try faultRule.map(FaultRule.init(flag:))
+            for entry in stuck {
+                let parts = entry.split(separator: ":")
+                guard parts.count == 2, ["volume", "snapshot", "server"].contains(parts[0]) else {
+                    throw ValidationError("--stuck \(entry): use volume:<status>, snapshot:<status> or server:<status>")
+                }
+            }
+            plan.stuck += stuck
+            if let faultSeed { plan.seed = faultSeed }
+            if let deviceDelayMs { plan.deviceDelayMilliseconds = deviceDelayMs }
+            if let tokenValidForS { plan.tokenValidForSeconds = tokenValidForS }
+            if let crashAfterRequests { plan.crashAfterRequests = crashAfterRequests }
+            return plan
+        }
+
         /// The external Keystone and its service account, when `--keystone` is given.
         private func externalKeystone() throws -> ExternalKeystone? {
             guard let keystone else {
@@ -92,7 +128,7 @@ struct EmulatorCommand: ParsableCommand {
             let configuration = EmulatorConfiguration(
                 stateDirectory: state, deviceDirectory: deviceDirectory, host: host, port: port, tokenLifetime: tokenLifetime,
                 transitionDelay: transitionDelay, sizeUnit: unit, usesLoopDevices: loopDevices,
-                region: region, faults: try faults.map(FaultPlan.load(path:)) ?? FaultPlan(),
+                region: region, faults: try faultPlan(),
                 externalKeystone: try externalKeystone())
             let seedFile = try seed.map(EmulatorSeed.load(path:))
             let emulator = try CloudEmulator(configuration: configuration, seed: seedFile, logger: logger)

@@ -148,6 +148,18 @@ struct FaultTests {
         }
     }
 
+    @Test("a fault rule from its command-line form, and its errors")
+    func ruleFlag() throws {
+        let rule = try FaultRule(flag: "method=POST, path=/snapshots,rate=0.5,status=503,retry_after=2,latency_ms=30")
+        #expect(rule.method == "POST" && rule.path == "/snapshots" && rule.rate == 0.5 && rule.status == 503)
+        #expect(rule.retryAfter == 2 && rule.latencyMilliseconds == 30)
+        #expect(try FaultRule(flag: "path=/x").status == 500)
+        for bad in ["rate=1", "path=/x,colour=red", "path=/x,rate=often"] {
+            let error = #expect(throws: EmulatorError.self) { try FaultRule(flag: bad) }
+            #expect(error?.description.contains("--fault-rule") == true, "\(bad)")
+        }
+    }
+
     @Test("demo.yaml loads")
     func demoSeed() throws {
         let seed = try EmulatorSeed.load(path: OpenStackSDKTests.repository + "/samples/emulator/demo.yaml")

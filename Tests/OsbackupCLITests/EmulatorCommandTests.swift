@@ -112,7 +112,8 @@ struct EmulatorCommandTests {
 
             // Restart on the same state and port, without the fault: the token and the volume survived,
             // and the creation that was under way when it died completes.
-            let second = try await Serve(common + ["--port", String(first.port)])
+            let second = try await Serve(
+                common + ["--port", String(first.port), "--fault-rule", "method=GET,path=/flavors,rate=1,status=503,retry_after=1"])
             #expect(second.authURL == first.authURL)
             var status: String?
             for _ in 0..<100 {
@@ -121,6 +122,8 @@ struct EmulatorCommandTests {
                 try await Task.sleep(for: .milliseconds(50))
             }
             #expect(status == "available")
+            // A fault given as a flag.
+            #expect(try await Self.send(http, "GET", "\(second.baseURL)/compute/v2.1/flavors", token: token).status == 503)
 
             // inventory reads the state while the emulator runs.
             let inventory = try osbackupArray(["emulator", "inventory", "--state", directory + "/state", "--json"])
