@@ -69,8 +69,14 @@ public struct CloudEmulator: Sendable {
         let configuration = self.configuration
         let logger = self.logger
         if let front {
-            let map = try await KeystoneEnrolment(api: front.api, logger: logger).enrol(await state.snapshot())
-            await state.adopt(map)
+            do {
+                try await front.registration.withdraw()  // what a crashed run left in the catalog, first
+                let map = try await KeystoneEnrolment(api: front.api, logger: logger).enrol(await state.snapshot())
+                await state.adopt(map)
+            } catch is CancellationError {
+                logger.info("emulator stopped before it served")
+                return
+            }
         }
         let responder = CallbackResponder { (request: Request, _: BasicRequestContext) in
             try await Self.respond(to: request, state: state, validator: front?.validator)

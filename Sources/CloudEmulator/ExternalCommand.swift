@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 
 /// Runs the system tools the emulator relies on (`cp`, `losetup`, `mkfs.*`) and turns a failure into
@@ -21,8 +22,18 @@ enum ExternalCommand {
         } catch {
             throw EmulatorError.dataOperation(subject: subject, "cannot run \(executable): \(error)")
         }
+        // Both pipes are drained at once: a child that fills one while we wait on the other would hang.
+        let errorReader = errors.fileHandleForReading
+        let errorText = CollectedOutput()
+        let drained = DispatchGroup()
+        drained.enter()
+        DispatchQueue.global().async {
+            errorText.data = errorReader.readDataToEndOfFile()
+            drained.leave()
+        }
         let data = output.fileHandleForReading.readDataToEndOfFile()
-        let errorData = errors.fileHandleForReading.readDataToEndOfFile()
+        drained.wait()
+        let errorData = errorText.data
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
             throw EmulatorError.dataOperation(
@@ -37,4 +48,10 @@ enum ExternalCommand {
     static func find(_ name: String) -> String? {
         ["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
+}
+
+/// The standard error of a child, filled by the thread that drains it.
+private final class CollectedOutput: @unchecked Sendable {
+    // Written by the draining thread before it leaves the group; read only after `wait()`.
+    var data = Data()
 }

@@ -76,6 +76,9 @@ struct FilesystemImage {
         for (path, text) in files.sorted(by: { $0.key < $1.key }) {
             let relative = path.split(separator: "/").filter { $0 != "." && $0 != ".." && !$0.isEmpty }.joined(separator: "/")
             guard !relative.isEmpty else { continue }
+            guard !relative.contains("\"") && !relative.contains(where: \.isNewline) else {
+                throw EmulatorError.dataOperation(subject: path, "a seed file name may not contain a double quote or a line break")
+            }
             let target = directory + "/" + relative
             try manager.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             guard manager.createFile(atPath: target, contents: Data(text.utf8)) else {

@@ -19,6 +19,14 @@ struct KeystoneAdminAPI: Sendable {
     /// Sends one call; a status outside `accepted` throws with Keystone's own message.
     @discardableResult
     func call(_ method: String, _ path: String, body: JSON? = nil, accepted: Set<Int> = [200, 201, 204]) async throws -> JSON? {
+        try await exchange(method, path, body: body, accepted: accepted).json
+    }
+
+    /// Sends one call and returns its status and JSON body; a status outside `accepted` throws with
+    /// Keystone's own message. A cancelled task throws `CancellationError`, not a Keystone error.
+    func exchange(
+        _ method: String, _ path: String, body: JSON? = nil, accepted: Set<Int>
+    ) async throws -> (status: Int, json: JSON?) {
         let operation = "\(method) /v3\(path.split(separator: "?").first.map(String.init) ?? path)"
         let response: OpenStackResponse
         do {
@@ -26,6 +34,7 @@ struct KeystoneAdminAPI: Sendable {
                 serviceType: "identity", method: method, path: identityURL + path,
                 headers: body == nil ? [] : [("Content-Type", "application/json")], body: body.map { Array($0.text.utf8) })
         } catch {
+            if Task.isCancelled { throw CancellationError() }
             throw EmulatorError.externalKeystone(url: identityURL, operation: operation, "\(error)")
         }
         let json = response.body.isEmpty ? nil : try? JSON.parse(response.body)
@@ -34,7 +43,7 @@ struct KeystoneAdminAPI: Sendable {
             throw EmulatorError.externalKeystone(
                 url: identityURL, operation: operation, "HTTP \(response.status): \(message)")
         }
-        return json
+        return (response.status, json)
     }
 
     /// The members of `collection` that match `filters` (`GET /v3/<collection>?k=v`).

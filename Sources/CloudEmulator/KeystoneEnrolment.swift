@@ -78,10 +78,11 @@ struct KeystoneEnrolment {
             usable[user.id] = await acceptsSeedPassword(user)
         }
         for credential in records.applicationCredentials {
-            guard let user = records.users.first(where: { $0.id == credential.userID }), usable[user.id] != false,
+            guard var user = records.users.first(where: { $0.id == credential.userID }), usable[user.id] != false,
                 let userID = map.userIDs[user.id],
                 let project = records.projects.first(where: { $0.id == credential.projectID })
             else { continue }
+            if let password = map.passwords[user.id] { user.password = password }
             try await enrol(credential, user: user, userID: userID, project: project.name)
         }
         return map
@@ -110,7 +111,7 @@ struct KeystoneEnrolment {
     }
 
     /// Creates an application credential as its user (Keystone lets only the user do that), unless the
-    /// user has one of that name.
+    /// user has one of that name (kept as it is, whatever its secret: Keystone never shows it).
     private func enrol(_ credential: ApplicationCredentialRecord, user: UserRecord, userID: String, project: String) async throws {
         let asUser = KeystoneAdminAPI(session: userSession(user, project: project))
         let collection = "users/\(userID)/application_credentials"
@@ -136,133 +137,5 @@ struct KeystoneEnrolment {
                 project: project.map { ProjectReference(name: $0, domainName: "Default") }),
             caCertificatePath: service.caCertificatePath, verifyTLS: service.verifyTLS)
         return KeystoneSession(configuration: configuration, transport: api.session.transport, logger: logger)
-    }
-}
-
-/// Registers the emulator's compute, volumev3 and block-storage endpoints in a region of the external
-/// Keystone's catalog, and puts the catalog back at stop.
-///
-/// Every change is written to a journal (`keystone-catalog.json` in the state directory) before the next
-/// one, so a start after a crash first undoes what the crashed run left, and nothing piles up.
-struct CatalogRegistration {
-    /// What the emulator changed in the catalog.
-    struct Journal: Codable, Sendable {
-        struct Repointed: Codable, Sendable {
-            var id: String
-            var originalURL: String
-        }
-
-        var createdRegion: String?
-        var createdServices: [String] = []
-        var createdEndpoints: [String] = []
-        var repointedEndpoints: [Repointed] = []
-
-        var isEmpty: Bool {
-            createdRegion == nil && createdServices.isEmpty && createdEndpoints.isEmpty && repointedEndpoints.isEmpty
-        }
-    }
-
-    static let journalName = "keystone-catalog.json"
-
-    let api: KeystoneAdminAPI
-    let stateDirectory: String
-    let logger: Logger
-
-    private var journalPath: String { stateDirectory + "/" + Self.journalName }
-
-    /// The services and URLs the emulator at `baseURL` offers (Keystone fills in `$(project_id)s`).
-    static func services(baseURL: String) -> [(type: String, name: String, url: String)] {
-        let volume = baseURL + "/volume/v3/$(project_id)s"
-        return [("compute", "nova", baseURL + "/compute/v2.1"), ("volumev3", "cinderv3", volume), ("block-storage", "cinder", volume)]
-    }
-
-    /// Points the region's endpoints of each service at the emulator (creating region, services and
-    /// endpoints where missing), after undoing what an earlier run left.
-    func register(baseURL: String, region: String) async throws {
-        try await withdraw()
-        var journal = Journal()
-        if try await !api.regionExists(region) {
-            _ = try await api.create("regions", member: "region", fields: [("id", .string(region))])
-            journal.createdRegion = region
-            try save(journal)
-        }
-        for service in Self.services(baseURL: baseURL) {
-            let serviceID: String
-            if let id = try await api.firstID("services", filters: [("type", service.type)]) {
-                serviceID = id
-            } else {
-                serviceID = try await api.create(
-                    "services", member: "service",
-                    fields: [("type", .string(service.type)), ("name", .string(service.name)), ("enabled", .bool(true))])
-                journal.createdServices.append(serviceID)
-                try save(journal)
-            }
-            let existing = try await api.endpoints(serviceID: serviceID, region: region)
-            for interface in ["public", "internal", "admin"] {
-                if let endpoint = existing.first(where: { $0.interface == interface }) {
-                    guard endpoint.url != service.url else { continue }
-                    journal.repointedEndpoints.append(.init(id: endpoint.id, originalURL: endpoint.url))
-                    try save(journal)
-                    try await api.repoint(endpointID: endpoint.id, to: service.url)
-                } else {
-                    let id = try await api.create(
-                        "endpoints", member: "endpoint",
-                        fields: [
-                            ("service_id", .string(serviceID)), ("interface", .string(interface)), ("url", .string(service.url)),
-                            ("region_id", .string(region)),
-                        ])
-                    journal.createdEndpoints.append(id)
-                    try save(journal)
-                }
-            }
-        }
-        logger.info(
-            "endpoints registered in Keystone",
-            metadata: ["osb-keystone": "\(api.identityURL)", "osb-region": "\(region)", "osb-url": "\(baseURL)"])
-    }
-
-    /// Undoes every change of the journal, newest kind first, and removes the journal once all are undone.
-    func withdraw() async throws {
-        guard var journal = try load(), !journal.isEmpty else {
-            try? FileManager.default.removeItem(atPath: journalPath)
-            return
-        }
-        while let id = journal.createdEndpoints.last {
-            try await api.delete("endpoints", id: id)
-            journal.createdEndpoints.removeLast()
-            try save(journal)
-        }
-        while let endpoint = journal.repointedEndpoints.last {
-            try await api.repoint(endpointID: endpoint.id, to: endpoint.originalURL)
-            journal.repointedEndpoints.removeLast()
-            try save(journal)
-        }
-        while let id = journal.createdServices.last {
-            try await api.delete("services", id: id)
-            journal.createdServices.removeLast()
-            try save(journal)
-        }
-        if let region = journal.createdRegion {
-            try await api.delete("regions", id: region)
-        }
-        try? FileManager.default.removeItem(atPath: journalPath)
-        logger.info("Keystone catalog put back as the emulator found it", metadata: ["osb-keystone": "\(api.identityURL)"])
-    }
-
-    private func load() throws -> Journal? {
-        guard FileManager.default.fileExists(atPath: journalPath) else { return nil }
-        do {
-            return try JSONDecoder().decode(Journal.self, from: Data(contentsOf: URL(fileURLWithPath: journalPath)))
-        } catch {
-            throw EmulatorError.invalidFile(path: journalPath, what: "Keystone catalog journal", reason: "\(error)")
-        }
-    }
-
-    private func save(_ journal: Journal) throws {
-        do {
-            try JSONEncoder().encode(journal).write(to: URL(fileURLWithPath: journalPath), options: .atomic)
-        } catch {
-            throw EmulatorError.stateWrite(path: journalPath, underlying: error)
-        }
     }
 }

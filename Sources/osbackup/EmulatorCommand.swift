@@ -69,7 +69,7 @@ struct EmulatorCommand: ParsableCommand {
         @Option(help: "The process dies (exit 70) on this request since start, as a crashed API service.")
         var crashAfterRequests: Int?
 
-        @Option(help: "Region of the emulator's endpoints (default: the seed's region, else RegionOne).")
+        @Option(help: "Region of the emulator's endpoints (default: the seed's region, else RegionOne; required with --keystone).")
         var region: String?
 
         @Option(
@@ -114,6 +114,10 @@ struct EmulatorCommand: ParsableCommand {
                 if keystoneCloud != nil { throw ValidationError("--keystone-cloud needs --keystone URL") }
                 return nil
             }
+            guard region != nil else {
+                throw ValidationError(
+                    "--keystone needs --region NAME: the region the emulator's endpoints are registered in (use one of its own, not a real cloud's)")
+            }
             let service = try CloudConfigurationLoader().load(
                 overrides: CloudConfigurationOverrides(cloud: keystoneCloud, authURL: keystone))
             return ExternalKeystone(service: service, tokenCacheLifetime: tokenCacheSeconds)
@@ -139,8 +143,7 @@ struct EmulatorCommand: ParsableCommand {
                     try await emulator.run { running in
                         if let cloudsYaml {
                             do {
-                                try running.cloudsYAML().write(toFile: cloudsYaml, atomically: true, encoding: .utf8)
-                                chmod(cloudsYaml, 0o600)  // it holds a password
+                                try writeOwnerOnly(running.cloudsYAML(), to: cloudsYaml)  // it holds a password
                             } catch {
                                 logger.error("cannot write clouds.yaml", metadata: ["osb-path": "\(cloudsYaml)", "osb-error": "\(error)"])
                             }
@@ -190,6 +193,23 @@ struct EmulatorCommand: ParsableCommand {
                 print(inventory.text)
             }
         }
+    }
+}
+
+/// Writes `text` to `path` readable by the owner only from the first byte: a new temporary file made
+/// with mode 0600, then renamed over `path`.
+private func writeOwnerOnly(_ text: String, to path: String) throws {
+    let temporary = path + ".tmp-\(getpid())"
+    let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_TRUNC, 0o600)
+    guard descriptor >= 0 else {
+        throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: temporary, NSLocalizedDescriptionKey: "cannot create \(temporary): \(String(cString: strerror(errno)))"])
+    }
+    let bytes = Array(text.utf8)
+    let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+    close(descriptor)
+    guard written == bytes.count, rename(temporary, path) == 0 else {
+        unlink(temporary)
+        throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path, NSLocalizedDescriptionKey: "cannot write \(path): \(String(cString: strerror(errno)))"])
     }
 }
 

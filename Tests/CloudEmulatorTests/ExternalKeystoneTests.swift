@@ -22,6 +22,8 @@ struct ExternalKeystoneTests {
         var userPassword: String { "svc-secret-\(suffix)" }
         var credential: String { "plugin-\(suffix)" }
         var credentialSecret: String { "app-secret-\(suffix)" }
+        var adminCredential: String { "admin-cred-\(suffix)" }
+        var adminCredentialSecret: String { "admin-app-secret-\(suffix)" }
 
         /// Admin is the service account (it exists); the tenant, its user and credential are new.
         var seedYAML: String {
@@ -41,6 +43,7 @@ struct ExternalKeystoneTests {
                 roles: {\(tenant): [member]}
             application_credentials:
               - {name: \(credential), user: \(user), project: \(tenant), secret: \(credentialSecret)}
+              - {name: \(adminCredential), user: admin, project: admin, secret: \(adminCredentialSecret)}
             flavors:
               - {name: m1.small, vcpus: 1, ram: 2048, disk: 20}
             networks:
@@ -104,11 +107,11 @@ struct ExternalKeystoneTests {
         }
     }
 
-    /// A token from the real Keystone for the seed's application credential (by name and user).
-    func credentialToken(_ cloud: TestCloud, _ names: Names) async throws -> String {
+    /// A token from the real Keystone for an application credential of the seed (by name and user).
+    func credentialToken(_ cloud: TestCloud, name: String, user: String, secret: String) async throws -> String {
         let body = """
-            {"auth":{"identity":{"methods":["application_credential"],"application_credential":{"name":"\(names.credential)",
-             "user":{"name":"\(names.user)","domain":{"id":"default"}},"secret":"\(names.credentialSecret)"}}}}
+            {"auth":{"identity":{"methods":["application_credential"],"application_credential":{"name":"\(name)",
+             "user":{"name":"\(user)","domain":{"id":"default"}},"secret":"\(secret)"}}}}
             """
         let response = try await cloud.send("POST", Self.keystone["KEYSTONE_URL"] + "/auth/tokens", json: body)
         guard response.status == 201, let token = response.header("X-Subject-Token") else {
@@ -134,7 +137,9 @@ struct ExternalKeystoneTests {
                 #expect(endpoints.allSatisfy { $0.url == cloud.running.computeURL })
 
                 // The application credential's token (a project member) sees its project only.
-                let member = try await credentialToken(cloud, names)
+                let member = try await credentialToken(cloud, name: names.credential, user: names.user, secret: names.credentialSecret)
+                // The service account's own credential of the seed was made with the account's real password.
+                _ = try await credentialToken(cloud, name: names.adminCredential, user: "admin", secret: names.adminCredentialSecret)
                 let servers = try await cloud.send("GET", "/compute/v2.1/servers/detail", token: member)
                 #expect(servers.status == 200)
                 let listed = servers.json?["servers"]?.array ?? []
@@ -168,7 +173,10 @@ struct ExternalKeystoneTests {
 
                 // No secret reaches the log, not even at debug.
                 let log = capture.text
-                for secret in [Self.keystone["KEYSTONE_ADMIN_PASSWORD"], names.userPassword, names.credentialSecret, member, adminToken] {
+                for secret in [
+                    Self.keystone["KEYSTONE_ADMIN_PASSWORD"], names.userPassword, names.credentialSecret, names.adminCredentialSecret, member,
+                    adminToken,
+                ] {
                     #expect(!log.contains(secret), "a secret reached the log")
                 }
                 return (tenantID, cloud.running.baseURL)
@@ -225,7 +233,13 @@ struct ExternalKeystoneTests {
                 // A run that crashed after registering: its journal and endpoints stay behind.
                 let crashed = CatalogRegistration(api: admin, stateDirectory: directory, logger: testLogger)
                 try await crashed.register(baseURL: "http://127.0.0.1:9", region: names.region)
-                #expect(FileManager.default.fileExists(atPath: directory + "/" + CatalogRegistration.journalName))
+                // ... and died between Keystone's answer to its last endpoint creation and the journal update.
+                let journalPath = directory + "/" + CatalogRegistration.journalName
+                var journal = try JSONDecoder().decode(CatalogRegistration.Journal.self, from: Data(contentsOf: URL(fileURLWithPath: journalPath)))
+                let lost = try #require(journal.endpoints.last)
+                #expect(lost.originalURL == nil && lost.id != nil)
+                journal.endpoints[journal.endpoints.count - 1].id = nil
+                try JSONEncoder().encode(journal).write(to: URL(fileURLWithPath: journalPath))
 
                 try await withKeystoneFront(names, stateDirectory: directory) { cloud, _, _ in
                     let endpoints = try await admin.endpoints(serviceID: computeID, region: names.region)
@@ -237,6 +251,8 @@ struct ExternalKeystoneTests {
                 #expect(try await admin.regionExists(names.region))
                 let volumeID = try #require(try await admin.firstID("services", filters: [("type", "volumev3")]))
                 #expect(try await admin.endpoints(serviceID: volumeID, region: names.region).isEmpty)
+                let blockStorageID = try #require(try await admin.firstID("services", filters: [("type", "block-storage")]))
+                #expect(try await admin.endpoints(serviceID: blockStorageID, region: names.region).isEmpty, "the endpoint whose id was lost")
                 try await admin.delete("endpoints", id: operatorEndpoint)
                 try await admin.delete("regions", id: names.region)
             }

@@ -43,6 +43,11 @@ struct EmulatorCommandTests {
             }
         }
 
+        /// Sends SIGTERM if it still runs (a failed test must not leave it behind).
+        func stop() {
+            if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        }
+
         var baseURL: String { String(authURL.dropLast(3)) }
         var port: Int { Int(baseURL.split(separator: ":").last ?? "") ?? 0 }
 
@@ -95,10 +100,11 @@ struct EmulatorCommandTests {
         try await withTemporaryDirectory { directory in
             try Self.seedYAML.write(toFile: directory + "/seed.yaml", atomically: true, encoding: .utf8)
             try "crash_after_requests: 4\n".write(toFile: directory + "/faults.yaml", atomically: true, encoding: .utf8)
-            let common = ["--state", directory + "/state", "--seed", directory + "/seed.yaml", "--size-unit", "mib", "--transition-delay", "1"]
+            let common = ["--state", directory + "/state", "--seed", directory + "/seed.yaml", "--size-unit", "mib", "--transition-delay", "3"]
             let http = HTTPClient.shared
 
             let first = try await Serve(common + ["--faults", directory + "/faults.yaml"])
+            defer { first.stop() }
             let (token, project) = try await Self.adminToken(http, first)  // request 1
             let created = try await Self.send(  // request 2
                 http, "POST", "\(first.baseURL)/volume/v3/\(project)/volumes", token: token,
@@ -114,9 +120,10 @@ struct EmulatorCommandTests {
             // and the creation that was under way when it died completes.
             let second = try await Serve(
                 common + ["--port", String(first.port), "--fault-rule", "method=GET,path=/flavors,rate=1,status=503,retry_after=1"])
+            defer { second.stop() }
             #expect(second.authURL == first.authURL)
             var status: String?
-            for _ in 0..<100 {
+            for _ in 0..<200 {
                 status = try await Self.volumeStatus(http, second, token: token, project: project, id: id)
                 if status == "available" { break }
                 try await Task.sleep(for: .milliseconds(50))
@@ -132,6 +139,22 @@ struct EmulatorCommandTests {
 
             kill(second.process.processIdentifier, SIGTERM)
             #expect(await second.exitStatus() == 0, "SIGTERM is a clean stop")
+        }
+    }
+
+    @Test("--keystone needs --region and a service account with a password, said before anything starts")
+    func keystoneRefusals() throws {
+        try withTemporaryDirectory { directory in
+            let noRegion = try osbackupArray(
+                ["emulator", "serve", "--state", directory + "/state", "--keystone", "http://127.0.0.1:9/v3"], environment: [:])
+            #expect(noRegion.status == 2)
+            #expect(noRegion.stderr.contains("--keystone needs --region"))
+            let noPassword = try osbackupArray(
+                ["emulator", "serve", "--state", directory + "/state", "--keystone", "http://127.0.0.1:9/v3", "--region", "R"],
+                environment: ["OS_USERNAME": "svc"])
+            #expect(noPassword.status == 2)
+            #expect(noPassword.stderr.contains("no password configured for user svc"))
+            #expect(!FileManager.default.fileExists(atPath: directory + "/state"), "nothing is created before the checks pass")
         }
     }
 }
