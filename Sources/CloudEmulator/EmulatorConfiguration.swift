@@ -67,9 +67,9 @@ public struct VolumeSizeUnit: Sendable, Hashable, Codable {
 /// the tokens of Nova and Cinder calls against it as keystonemiddleware does.
 ///
 /// At start the emulator makes the seed's projects, users, role assignments and application
-/// credentials exist there (creating what is missing, never changing what exists), adopts Keystone's
-/// project and user ids, and registers its compute, volumev3 and block-storage endpoints in its region;
-/// at stop it puts the catalog back as it found it.
+/// credentials exist there (creating what is missing and granting the seed's roles; existing projects and
+/// users are not changed), adopts Keystone's project and user ids, and registers its compute, volumev3 and
+/// block-storage endpoints in its region; at stop it puts the catalog back as it found it.
 public struct ExternalKeystone: Sendable {
     /// The service account, with the external Keystone as its auth URL. It needs the `admin` role: it
     /// creates projects, users and endpoints and validates other users' tokens.
