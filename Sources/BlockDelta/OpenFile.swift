@@ -39,15 +39,16 @@ public final class OpenFile: Sendable {
         return OpenFile(path: path, descriptor: descriptor)
     }
 
-    /// Opens `path` for writing, creating a regular file when `create` is set and it does not exist.
+    /// Opens `path` for writing, creating a regular file with `permissions` (before the umask) when `create`
+    /// is set and it does not exist.
     public static func openForWriting(
-        _ path: String, create: Bool, exclusive: Bool = false, truncate: Bool = false
+        _ path: String, create: Bool, exclusive: Bool = false, truncate: Bool = false, permissions: UInt32 = 0o640
     ) throws(BlockDeltaError) -> OpenFile {
         var flags = O_WRONLY | O_CLOEXEC
         if create { flags |= O_CREAT }
         if exclusive { flags |= O_EXCL }
         if truncate { flags |= O_TRUNC }
-        let descriptor = Glibc.open(path, flags, 0o640)
+        let descriptor = Glibc.open(path, flags, mode_t(permissions))
         guard descriptor >= 0 else { throw .io("open for writing", path: path, errno: errno) }
         return OpenFile(path: path, descriptor: descriptor)
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BlockDelta
 import CloudEmulator
 import Dispatch
 import Foundation
@@ -200,16 +201,14 @@ struct EmulatorCommand: ParsableCommand {
 /// with mode 0600, then renamed over `path`.
 private func writeOwnerOnly(_ text: String, to path: String) throws {
     let temporary = path + ".tmp-\(getpid())"
-    let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_TRUNC, 0o600)
-    guard descriptor >= 0 else {
-        throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: temporary, NSLocalizedDescriptionKey: "cannot create \(temporary): \(String(cString: strerror(errno)))"])
-    }
-    let bytes = Array(text.utf8)
-    let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-    close(descriptor)
-    guard written == bytes.count, rename(temporary, path) == 0 else {
+    do {
+        let file = try OpenFile.openForWriting(temporary, create: true, exclusive: true, permissions: 0o600)
+        try Array(text.utf8).withUnsafeBytes { try file.write($0, at: 0) }
+        try file.close()
+        guard rename(temporary, path) == 0 else { throw BlockDeltaError.io("rename to \(path)", path: temporary, errno: errno) }
+    } catch {
         unlink(temporary)
-        throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path, NSLocalizedDescriptionKey: "cannot write \(path): \(String(cString: strerror(errno)))"])
+        throw error
     }
 }
 
