@@ -60,11 +60,10 @@ struct CatalogRegistration {
     }
 
     /// Points the region's endpoints of each service at the emulator (creating region, services and
-    /// endpoints where missing), after undoing what an earlier run left.
+    /// endpoints where missing). Call ``withdraw()`` first: it undoes what an earlier run left.
     func register(baseURL: String, region: String) async throws {
-        try await withdraw()
         var journal = Journal(keystoneURL: api.identityURL, region: region)
-        if try await !api.regionExists(region) {
+        if try await api.region(region) == nil {
             journal.createdRegion = true
             try save(journal)
             _ = try await api.create("regions", member: "region", fields: [("id", .string(region)), ("description", .string(marker))])
@@ -132,8 +131,7 @@ struct CatalogRegistration {
             try save(journal)
         }
         if journal.createdRegion {
-            let region = try await api.exchange("GET", "/regions/\(KeystoneAdminAPI.encoded(journal.region))", accepted: [200, 404])
-            if region.json?["region"]?["description"]?.string == marker {
+            if try await api.region(journal.region)?["description"]?.string == marker {
                 let deletion = try await api.exchange(
                     "DELETE", "/regions/\(KeystoneAdminAPI.encoded(journal.region))", accepted: [204, 404, 403, 409])
                 if deletion.status == 403 || deletion.status == 409 {

@@ -69,18 +69,8 @@ extension CloudState {
             switch request.externalAuthentication {
             case .accepted(let caller): return caller
             case .unavailable:
-                throw ServiceRejection(
-                    response: EmulatorResponse(
-                        status: 503, headers: [],
-                        json: .object([
-                            (
-                                "error",
-                                .object([
-                                    ("code", .int(503)), ("title", .string("Service Unavailable")),
-                                    ("message", .string("The server is currently unavailable. Please try again at a later time.")),
-                                ])
-                            )
-                        ])))
+                throw Self.middlewareRejection(
+                    503, "Service Unavailable", "The server is currently unavailable. Please try again at a later time.")
             case .refused, nil: throw serviceUnauthorized
             }
         }
@@ -92,17 +82,19 @@ extension CloudState {
 
     /// keystonemiddleware's 401, naming the Keystone in `WWW-Authenticate`.
     private var serviceUnauthorized: ServiceRejection {
+        Self.middlewareRejection(
+            401, "Unauthorized", IdentityFault.authenticationRequired,
+            headers: [("WWW-Authenticate", "Keystone uri=\"\(authenticateURI)\"")])
+    }
+
+    /// An answer of keystonemiddleware itself: `{"error":{"code":…,"title":…,"message":…}}`.
+    private static func middlewareRejection(
+        _ status: Int, _ title: String, _ message: String, headers: [(String, String)] = []
+    ) -> ServiceRejection {
         let body = JSON.object([
-            (
-                "error",
-                .object([
-                    ("code", .int(401)), ("title", .string("Unauthorized")),
-                    ("message", .string(IdentityFault.authenticationRequired)),
-                ])
-            )
+            ("error", .object([("code", .int(status)), ("title", .string(title)), ("message", .string(message))]))
         ])
-        return ServiceRejection(
-            response: EmulatorResponse(status: 401, headers: [("WWW-Authenticate", "Keystone uri=\"\(authenticateURI)\"")], json: body))
+        return ServiceRejection(response: EmulatorResponse(status: status, headers: headers, json: body))
     }
 
     // MARK: Routes

@@ -62,7 +62,11 @@ struct FilesystemImage {
         }
         defer { try? FileManager.default.removeItem(atPath: commands) }
         let paths = ["/"] + (FileManager.default.enumerator(atPath: tree)?.compactMap { $0 as? String }.sorted().map { "/" + $0 } ?? [])
-        let stamp = "20240101000000"  // fixedTime
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMddHHmmss"
+        let stamp = formatter.string(from: Date(timeIntervalSince1970: Self.fixedTime))
         let script = paths.flatMap { path in
             ["atime", "ctime", "mtime", "crtime"].map { "set_inode_field \"\(path)\" \($0) \(stamp)" }
         }.joined(separator: "\n")

@@ -89,9 +89,9 @@ struct KeystoneAdminAPI: Sendable {
 
     // MARK: Catalog
 
-    /// Whether region `id` exists.
-    func regionExists(_ id: String) async throws -> Bool {
-        try await call("GET", "/regions/\(Self.encoded(id))", accepted: [200, 404])?["region"] != nil
+    /// Region `id`, or nil when there is none.
+    func region(_ id: String) async throws -> JSON? {
+        try await call("GET", "/regions/\(Self.encoded(id))", accepted: [200, 404])?["region"]
     }
 
     /// The endpoints of `serviceID` in `region`.

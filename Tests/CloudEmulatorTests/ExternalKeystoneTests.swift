@@ -184,7 +184,7 @@ struct ExternalKeystoneTests {
             // Stopped: the region the emulator created and every endpoint of it are gone; the journal too.
             try await OpenStackTransport.withTransport { transport in
                 let admin = KeystoneAdminAPI(session: KeystoneSession(configuration: Self.serviceAccount, transport: transport, logger: testLogger))
-                #expect(try await !admin.regionExists(names.region))
+                #expect(try await admin.region(names.region) == nil)
                 let leftovers = try await admin.list("endpoints").filter { $0["url"]?.string?.hasPrefix(baseURL) == true }
                 #expect(leftovers.isEmpty, "endpoints left in Keystone: \(leftovers)")
                 // The seed's identity stays (it is not debris): a second start reuses it.
@@ -248,7 +248,7 @@ struct ExternalKeystoneTests {
                 }
                 let after = try await admin.endpoints(serviceID: computeID, region: names.region)
                 #expect(after == [.init(id: operatorEndpoint, interface: "public", url: operatorURL)])
-                #expect(try await admin.regionExists(names.region))
+                #expect(try await admin.region(names.region) != nil)
                 let volumeID = try #require(try await admin.firstID("services", filters: [("type", "volumev3")]))
                 #expect(try await admin.endpoints(serviceID: volumeID, region: names.region).isEmpty)
                 let blockStorageID = try #require(try await admin.firstID("services", filters: [("type", "block-storage")]))

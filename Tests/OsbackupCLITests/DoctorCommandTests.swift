@@ -54,28 +54,14 @@ struct DoctorCommandTests {
 }
 
 @Test("doctor passes every check against `osbackup emulator serve` and the clouds.yaml it writes")
-func doctorAgainstEmulator() throws {
-    try withTemporaryDirectory { directory in
+func doctorAgainstEmulator() async throws {
+    try await withTemporaryDirectory { directory in
         let seed = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("samples/emulator/demo.yaml").path
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("osbackup")
-        let serve = Process()
-        serve.executableURL = binary
-        serve.arguments = [
-            "emulator", "serve", "--state", "\(directory)/state", "--seed", seed, "--clouds-yaml", "\(directory)/clouds.yaml",
-            "--log-level", "warning",
-        ]
-        let output = Pipe()
-        serve.standardOutput = output
-        serve.standardError = FileHandle.nullDevice
-        try serve.run()
-        defer { kill(serve.processIdentifier, SIGTERM) }
         // The first line of stdout is the auth URL, printed once the emulator listens.
-        var line = Data()
-        while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) {
-            line.append(byte)
-        }
-        #expect(String(decoding: line, as: UTF8.self).hasSuffix("/v3"))
+        let serve = try await EmulatorProcess(["--state", "\(directory)/state", "--seed", seed, "--clouds-yaml", "\(directory)/clouds.yaml"])
+        defer { serve.stop() }
+        #expect(serve.authURL.hasSuffix("/v3"))
         let result = try osbackupArray(
             ["doctor", "--os-cloud", "emulator"], environment: ["OS_CLIENT_CONFIG_FILE": "\(directory)/clouds.yaml"])
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")

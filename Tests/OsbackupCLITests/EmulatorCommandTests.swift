@@ -18,50 +18,6 @@ struct EmulatorCommandTests {
           - {name: backup-proxy, project: admin, flavor: m1.small, proxy: true, volumes: [{name: proxy-root, size: 4}]}
         """
 
-    /// A running `osbackup emulator serve`.
-    final class Serve: @unchecked Sendable {
-        // Written once in init, then only read.
-        let process = Process()
-        let authURL: String
-
-        /// Starts the emulator and waits for the auth URL on the first line of its standard output.
-        init(_ arguments: [String]) async throws {
-            let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("osbackup")
-            process.executableURL = binary
-            process.arguments = ["emulator", "serve", "--log-level", "critical"] + arguments
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let handle = output.fileHandleForReading
-            authURL = await withCheckedContinuation { continuation in
-                DispatchQueue.global().async {
-                    var line = Data()
-                    while let byte = try? handle.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { line.append(byte) }
-                    continuation.resume(returning: String(decoding: line, as: UTF8.self))
-                }
-            }
-        }
-
-        /// Sends SIGTERM if it still runs (a failed test must not leave it behind).
-        func stop() {
-            if process.isRunning { kill(process.processIdentifier, SIGTERM) }
-        }
-
-        var baseURL: String { String(authURL.dropLast(3)) }
-        var port: Int { Int(baseURL.split(separator: ":").last ?? "") ?? 0 }
-
-        /// Waits (off the cooperative pool) for the process to end; returns its exit status.
-        func exitStatus() async -> Int32 {
-            await withCheckedContinuation { continuation in
-                DispatchQueue.global().async { [process] in
-                    process.waitUntilExit()
-                    continuation.resume(returning: process.terminationStatus)
-                }
-            }
-        }
-    }
-
     struct Answer {
         var status: Int
         var json: [String: Any]
@@ -82,7 +38,7 @@ struct EmulatorCommandTests {
         return Answer(status: Int(response.status.code), json: object, subjectToken: response.headers.first(name: "X-Subject-Token"))
     }
 
-    static func adminToken(_ http: HTTPClient, _ serve: Serve) async throws -> (token: String, projectID: String) {
+    static func adminToken(_ http: HTTPClient, _ serve: EmulatorProcess) async throws -> (token: String, projectID: String) {
         let answer = try await send(
             http, "POST", serve.authURL + "/auth/tokens",
             json: #"{"auth":{"identity":{"methods":["password"],"password":{"user":{"name":"admin","domain":{"id":"default"},"password":"admin-secret"}}}}}"#)
@@ -90,7 +46,7 @@ struct EmulatorCommandTests {
         return (try #require(answer.subjectToken), try #require(project))
     }
 
-    static func volumeStatus(_ http: HTTPClient, _ serve: Serve, token: String, project: String, id: String) async throws -> String? {
+    static func volumeStatus(_ http: HTTPClient, _ serve: EmulatorProcess, token: String, project: String, id: String) async throws -> String? {
         let answer = try await send(http, "GET", "\(serve.baseURL)/volume/v3/\(project)/volumes/\(id)", token: token)
         return (answer.json["volume"] as? [String: Any])?["status"] as? String
     }
@@ -103,7 +59,7 @@ struct EmulatorCommandTests {
             let common = ["--state", directory + "/state", "--seed", directory + "/seed.yaml", "--size-unit", "mib", "--transition-delay", "3"]
             let http = HTTPClient.shared
 
-            let first = try await Serve(common + ["--faults", directory + "/faults.yaml"])
+            let first = try await EmulatorProcess(common + ["--faults", directory + "/faults.yaml"])
             defer { first.stop() }
             let (token, project) = try await Self.adminToken(http, first)  // request 1
             let created = try await Self.send(  // request 2
@@ -118,7 +74,7 @@ struct EmulatorCommandTests {
 
             // Restart on the same state and port, without the fault: the token and the volume survived,
             // and the creation that was under way when it died completes.
-            let second = try await Serve(
+            let second = try await EmulatorProcess(
                 common + ["--port", String(first.port), "--fault-rule", "method=GET,path=/flavors,rate=1,status=503,retry_after=1"])
             defer { second.stop() }
             #expect(second.authURL == first.authURL)
