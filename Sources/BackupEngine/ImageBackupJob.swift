@@ -41,117 +41,86 @@ public struct ImageBackupRequest: Sendable {
 
 /// What a finished image backup stored.
 public struct ImageBackupOutcome: Sendable {
-    /// The manifest written into the repository.
-    public var manifest: ImageBackupManifest
+    /// The volume backup written into the repository (its id is also the job's).
+    public var record: VolumeBackupRecord
     /// The scan's totals.
     public var scan: DeltaScanResult
     /// Wall-clock seconds of the scan (reading, hashing and writing).
     public var seconds: Double
 }
 
-/// Backs up a local raw image or block device into an image repository, and restores or verifies it:
-/// the engine with no cloud around it.
+/// Backs up a local raw image or block device into a directory repository, and restores or verifies it:
+/// the engine with no cloud around it. An image job is a job of one volume, filed under
+/// `@local/image/` of the namespace; its job id is its volume backup's id.
 public enum ImageBackupJob {
-    /// Takes one backup; the new map replaces the old one only after the backup is stored.
+    /// Takes one backup; the new map replaces the old one only after the job is stored.
     public static func backup(_ request: ImageBackupRequest, logger: Logger) throws(BlockDeltaError) -> ImageBackupOutcome {
-        if let blockSize = request.blockSize { _ = try VolumeGeometry(blockSize: blockSize, volumeSize: 0) }
-        let source = try BlockSource(path: request.source, directIO: request.directIO, logger: logger)
-        let volumeID = request.volumeID ?? derivedVolumeID(for: request.source)
-        guard isSafeVolumeID(volumeID) else {
-            throw .invalidArgument(
-                "volume id '\(volumeID)' must be 1 to \(BackupDescriptor.maximumVolumeIDLength) letters, digits, '.', '_' or '-', not starting with '.'")
-        }
-        let volumeName = PathSafeName.make(URL(fileURLWithPath: request.source).lastPathComponent)
+        let volumeID = try VolumeID.validated(request.volumeID ?? derivedVolumeID(for: request.source))
+        let volumeName = PathSafeName.make(URL(fileURLWithPath: request.source).lastPathComponent, reservedBytes: volumeID.rawValue.utf8.count + 7)
         let state = try VolumeStateStore(directory: request.stateDirectory)
-        let repository = try ImageRepository(directory: request.repositoryDirectory, create: true)
-        var logger = logger
-        logger[metadataKey: "osb-volume"] = "\(volumeID)"
-
-        guard let volumeLock = try FileLock.tryAcquire(state.lockPath(volumeID: volumeID)) else {
-            throw .failed(
-                path: state.lockPath(volumeID: volumeID), "another backup of volume \(volumeID) is running",
-                hint: "wait for it to finish; the lock goes away with its process")
-        }
-        defer { volumeLock.release() }
-
-        let plan = LevelPlanner.plan(
-            volumeID: volumeID, volumeSize: source.size, requested: request.level, requestedBlockSize: request.blockSize,
-            state: state, isStored: repository.contains, logger: logger)
+        let repository = try BackupRepository(directory: request.repositoryDirectory, create: true)
         let backupID = BackupID.generate()
-        let descriptor = try BackupDescriptor(
-            geometry: VolumeGeometry(blockSize: plan.blockSize, volumeSize: source.size), backupID: backupID,
-            parentID: plan.parentID, fullID: plan.fullID(for: backupID), level: plan.level, volumeID: volumeID)
-        logger[metadataKey: "osb-backup"] = "\(backupID)"
-        logger.info("backup started", metadata: ["osb-level": "\(plan.level)", "osb-geometry": "\(descriptor.geometry)"])
-
-        let pending = try repository.beginBackup(backupID)
-        let folder = pending.folder
-        let regionsFile = "\(volumeID).bmp"
-        let digestsFile = "\(volumeID).bmpsha"
-        let dataFile = "\(volumeName)_\(volumeID).bvmdk"
-        let files = VolumeBackupFiles(
-            regions: "\(folder)/\(regionsFile)", digests: "\(folder)/\(digestsFile)", data: "\(folder)/\(dataFile)")
-        do throws(BlockDeltaError) {
-            let started = Date()
-            let scan = try DeltaScanner.scan(
-                source: source, descriptor: descriptor, reference: plan.reference, files: files,
-                newMapPath: state.pendingMapPath(volumeID: volumeID), configuration: request.parallelism, logger: logger)
-            let seconds = Date().timeIntervalSince(started)
-            let manifest = ImageBackupManifest(
-                backupID: "\(backupID)", parentID: plan.parentID.map { "\($0)" }, fullID: "\(descriptor.fullID)",
-                level: "\(plan.level)", fallbackReason: plan.fallbackReason,
-                createdAt: ISO8601DateFormatter().string(from: started), source: request.source, volumeID: volumeID,
-                volumeName: volumeName, volumeSize: source.size, blockSize: plan.blockSize, regionsFile: regionsFile,
-                digestsFile: digestsFile, dataFile: dataFile, regions: scan.summary.regionCount,
-                dataBlocks: scan.summary.dataBlocks, zeroBlocks: scan.summary.zeroBlocks, dataBytes: scan.summary.dataBytes)
-            try repository.commitBackup(manifest, pending: pending)
-            try state.installPendingMap(volumeID: volumeID, level: plan.level)
-            logger.info(
-                "backup stored",
-                metadata: [
-                    "osb-data-bytes": "\(scan.summary.dataBytes)", "osb-regions": "\(scan.summary.regionCount)",
-                    "osb-seconds": "\(String(format: "%.2f", seconds))",
-                ])
-            return ImageBackupOutcome(manifest: manifest, scan: scan, seconds: seconds)
+        let started = Date()
+        let scanRequest = VolumeScanRequest(
+            sourcePath: request.source, sourceDescription: request.source, volumeID: volumeID, volumeName: volumeName,
+            paths: BackupNamespace.volumeFiles(folder: BackupNamespace.images, volumeID: volumeID.rawValue, volumeName: volumeName),
+            level: request.level, blockSize: request.blockSize, directIO: request.directIO, parallelism: request.parallelism)
+        let sink = try DirectorySink(repository: repository, jobID: backupID)
+        let scanned: ScannedVolume
+        do {
+            scanned = try VolumeScan.run(scanRequest, backupID: backupID, state: state, sink: sink, logger: logger)
         } catch {
-            repository.abandonBackup(pending)
-            state.discardPendingMap(volumeID: volumeID)
+            sink.abandon()
             throw error
         }
+        do {
+            try sink.finish(
+                BackupJobManifest(
+                    jobID: "\(backupID)", kind: "image", createdAt: ISO8601DateFormatter().string(from: started),
+                    requestedLevel: "\(request.level)", volumes: [scanned.record], files: []))
+        } catch {
+            scanned.discardMap(state: state)
+            sink.abandon()
+            throw error
+        }
+        try scanned.installMap(state: state)
+        logger.info(
+            "backup stored",
+            metadata: ["osb-volume": "\(volumeID)", "osb-backup": "\(backupID)", "osb-level": "\(scanned.record.level)"])
+        return ImageBackupOutcome(record: scanned.record, scan: scanned.scan, seconds: scanned.seconds)
     }
 
     /// Restores backup `id` (the newest when nil) with its chain onto `target`.
     public static func restore(
         repositoryDirectory: String, backup id: BackupID?, to target: String,
         parallelism: ParallelIOConfiguration = .init(), logger: Logger
-    ) throws(BlockDeltaError) -> (chain: [ImageBackupManifest], result: ChainApplyResult) {
-        let repository = try ImageRepository(directory: repositoryDirectory, create: false)
+    ) throws(BlockDeltaError) -> (chain: [VolumeBackupRecord], result: ChainApplyResult) {
+        let repository = try BackupRepository(directory: repositoryDirectory, create: false)
         let chain = try repository.chain(endingAt: id)
-        let result = try ChainRestorer.restore(
-            chain: chain.map(repository.files(of:)), to: target, configuration: parallelism, logger: logger)
-        return (chain, result)
+        let result = try ChainRestorer.restore(chain: chain.map(\.files), to: target, configuration: parallelism, logger: logger)
+        return (chain.map(\.record), result)
     }
 
     /// Verifies backup `id` (the newest when nil) and every backup its restore needs.
     public static func verify(
         repositoryDirectory: String, backup id: BackupID?, parallelism: ParallelIOConfiguration = .init()
-    ) throws(BlockDeltaError) -> (chain: [ImageBackupManifest], result: ChainApplyResult) {
-        let repository = try ImageRepository(directory: repositoryDirectory, create: false)
+    ) throws(BlockDeltaError) -> (chain: [VolumeBackupRecord], result: ChainApplyResult) {
+        let repository = try BackupRepository(directory: repositoryDirectory, create: false)
         let chain = try repository.chain(endingAt: id)
-        let files = chain.map(repository.files(of:))
-        for (manifest, backupFiles) in zip(chain, files) {
-            let descriptor = try VolumeBackupReader(files: backupFiles).descriptor
-            guard "\(descriptor.backupID)" == manifest.backupID, descriptor.volumeID == manifest.volumeID else {
-                throw .mismatchedChain(path: backupFiles.regions, "does not belong to backup \(manifest.backupID)")
-            }
-        }
-        return (chain, try ChainRestorer.verify(chain: files, configuration: parallelism))
+        return (chain.map(\.record), try verify(chain: chain, parallelism: parallelism))
     }
 
-    /// Whether `id` can name files in the state directory and the repository.
-    static func isSafeVolumeID(_ id: String) -> Bool {
-        !id.isEmpty && id.utf8.count <= BackupDescriptor.maximumVolumeIDLength && !id.hasPrefix(".")
-            && id.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0)) }
+    /// Verifies a chain of stored volume backups: each file belongs to its record, every block matches its digest.
+    public static func verify(
+        chain: [StoredVolumeBackup], parallelism: ParallelIOConfiguration = .init()
+    ) throws(BlockDeltaError) -> ChainApplyResult {
+        for backup in chain {
+            let descriptor = try VolumeBackupReader(files: backup.files).descriptor
+            guard "\(descriptor.backupID)" == backup.record.backupID, descriptor.volumeID == backup.record.volumeID else {
+                throw .mismatchedChain(path: backup.files.regions, "does not belong to backup \(backup.record.backupID)")
+            }
+        }
+        return try ChainRestorer.verify(chain: chain.map(\.files), configuration: parallelism)
     }
 
     /// A stable volume id for a local source: a UUID made from the SHA-256 of its absolute path.

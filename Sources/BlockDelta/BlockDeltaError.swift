@@ -10,9 +10,12 @@ public struct BlockDeltaError: Error, CustomStringConvertible, Sendable {
         case mismatchedChain
         case targetTooSmall
         case invalidArgument
+        case cancelled
     }
 
     private let code: Code
+    /// The `errno` of a failed system call, when that is what failed.
+    public let errorNumber: Int32?
     /// The file or device the error is about, when there is one.
     public let path: String?
     /// What went wrong, in one sentence without the path.
@@ -20,8 +23,9 @@ public struct BlockDeltaError: Error, CustomStringConvertible, Sendable {
     /// What to do next, when there is something useful to say.
     public let hint: String?
 
-    private init(_ code: Code, path: String?, reason: String, hint: String? = nil) {
+    private init(_ code: Code, path: String?, reason: String, hint: String? = nil, errorNumber: Int32? = nil) {
         self.code = code
+        self.errorNumber = errorNumber
         self.path = path
         self.reason = reason
         self.hint = hint
@@ -29,7 +33,7 @@ public struct BlockDeltaError: Error, CustomStringConvertible, Sendable {
 
     /// A system call failed on `path`.
     public static func io(_ operation: String, path: String, errno code: Int32, hint: String? = nil) -> Self {
-        Self(.io, path: path, reason: "\(operation) failed: \(String(cString: strerror(code)))", hint: hint)
+        Self(.io, path: path, reason: "\(operation) failed: \(String(cString: strerror(code)))", hint: hint, errorNumber: code)
     }
 
     /// An operation on `path` failed for a reason that is not an `errno`.
@@ -67,6 +71,17 @@ public struct BlockDeltaError: Error, CustomStringConvertible, Sendable {
     public static func invalidArgument(_ reason: String, path: String? = nil, hint: String? = nil) -> Self {
         Self(.invalidArgument, path: path, reason: reason, hint: hint)
     }
+
+    /// The work was cancelled (a cancel request reached the scan or the restore between two chunks).
+    public static func cancelled(path: String) -> Self {
+        Self(.cancelled, path: path, reason: "cancelled")
+    }
+
+    /// Whether the work was cancelled rather than failed.
+    public var isCancellation: Bool { code == .cancelled }
+
+    /// Whether a write failed because the disk or a quota is full.
+    public var isNoSpace: Bool { errorNumber == ENOSPC || errorNumber == EDQUOT }
 
     /// Whether the error comes from the caller's input rather than from the data or the system.
     public var isConfigurationError: Bool { code == .invalidArgument }

@@ -73,6 +73,7 @@ public enum DeltaScanner {
         files: VolumeBackupFiles,
         newMapPath: String,
         configuration: ParallelIOConfiguration = .init(),
+        control: ScanControl? = nil,
         logger: Logger
     ) throws(BlockDeltaError) -> DeltaScanResult {
         let geometry = descriptor.geometry
@@ -92,7 +93,7 @@ public enum DeltaScanner {
         do {
             let result = try scanBlocks(
                 source: source, geometry: geometry, reference: reference, writer: writer, mapWriter: mapWriter,
-                configuration: configuration)
+                configuration: configuration, control: control)
             let summary = try writer.finish()
             try mapWriter.finish(recordCount: geometry.blockCount)
             logger.debug(
@@ -113,7 +114,7 @@ public enum DeltaScanner {
 
     private static func scanBlocks(
         source: BlockSource, geometry: VolumeGeometry, reference: HashMapReader?, writer: VolumeBackupWriter,
-        mapWriter: FormatFileWriter, configuration: ParallelIOConfiguration
+        mapWriter: FormatFileWriter, configuration: ParallelIOConfiguration, control: ScanControl?
     ) throws(BlockDeltaError) -> (blocksScanned: UInt64, zeroBlocksSeen: UInt64) {
         let blockSize = geometry.blockSize
         let blocksPerChunk = configuration.blocksPerChunk(blockSize: blockSize)
@@ -146,6 +147,7 @@ public enum DeltaScanner {
                 }
             },
             consume: { chunk, slot throws(BlockDeltaError) in
+                if let control, control.isCancelled { throw .cancelled(path: source.path) }
                 let firstBlock = UInt64(chunk) * UInt64(blocksPerChunk)
                 var run: (start: Int, isZero: Bool)?
                 func flush(upTo end: Int) throws(BlockDeltaError) {
@@ -184,6 +186,9 @@ public enum DeltaScanner {
                     }
                 }
                 try flush(upTo: slot.blockCount)
+                if let control {
+                    control.progress(geometry.offset(ofBlock: firstBlock) + UInt64(geometry.byteCount(ofBlocks: firstBlock, count: UInt64(slot.blockCount))))
+                }
             })
         return (blockCount, zeroBlocksSeen)
     }

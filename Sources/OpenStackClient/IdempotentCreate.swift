@@ -19,8 +19,8 @@ enum IdempotentCreate {
                 return try await create()
             } catch {
                 let ambiguous = error.isTransportError || [500, 502, 503, 504].contains(error.status ?? 0)
-                guard ambiguous, attempt < attempts else { throw error }
-                try? await Task.sleep(for: policy.delay(afterAttempt: attempt))
+                guard ambiguous, attempt < attempts, !error.isCancellation else { throw error }
+                try await cancellableSleep(for: policy.delay(afterAttempt: attempt), service: error.service, operation: error.operation)
                 if let existing = try await lookup() { return existing }
                 attempt += 1
             }

@@ -12,6 +12,7 @@ public struct OpenStackError: Error, Sendable, CustomStringConvertible {
         case timeout
         case quota
         case unexpectedStatus
+        case cancelled
     }
 
     private let code: Code
@@ -86,6 +87,19 @@ public struct OpenStackError: Error, Sendable, CustomStringConvertible {
     public static func timeout(service: String, operation: String, _ message: String) -> OpenStackError {
         OpenStackError(.timeout, service: service, operation: operation, message: message, hint: nil)
     }
+
+    /// The task was cancelled (SIGINT/SIGTERM, a job cancel) while the call or a wait was under way.
+    ///
+    /// The client's functions throw only `OpenStackError`, so a `CancellationError` travels as this case:
+    /// callers test ``isCancellation`` and never mistake a cancel for a timeout or a transport failure.
+    public static func cancelled(service: String, operation: String) -> OpenStackError {
+        OpenStackError(.cancelled, service: service, operation: operation, message: "cancelled", hint: nil)
+    }
+
+    /// Whether the task was cancelled; nothing failed in the cloud.
+    public var isCancellation: Bool { code == .cancelled }
+    /// Whether a resource did not reach the wanted status in time.
+    public var isTimeout: Bool { code == .timeout }
 
     /// Whether the error is an HTTP status (any).
     public var isHTTPError: Bool { code == .http || code == .quota }

@@ -175,8 +175,11 @@ public final class OpenStackTransport: Sendable {
                         "osb-attempt": "\(attempt)", "osb-delay-ms": "\(delay.wholeMilliseconds)",
                         "osb-request-id": "\(response.requestID ?? "-")",
                     ])
-                try? await Task.sleep(for: delay)
+                try await cancellableSleep(for: delay, service: service, operation: operation)
+            } catch let error as OpenStackError {
+                throw error
             } catch {
+                if Task.isCancelled || error is CancellationError { throw .cancelled(service: service, operation: operation) }
                 guard request.isIdempotent, attempt < retryPolicy.maximumAttempts, !Task.isCancelled else {
                     logger.warning(
                         "openstack call failed",
@@ -186,7 +189,7 @@ public final class OpenStackTransport: Sendable {
                 logger.notice(
                     "retrying openstack call after a connection error",
                     metadata: ["osb-service": "\(service)", "osb-path": "\(path)", "osb-attempt": "\(attempt)", "osb-error": "\(error)"])
-                try? await Task.sleep(for: retryPolicy.delay(afterAttempt: attempt))
+                try await cancellableSleep(for: retryPolicy.delay(afterAttempt: attempt), service: service, operation: operation)
             }
             attempt += 1
         }

@@ -49,17 +49,28 @@ enum StatusWaiter {
                     service: service, operation: "wait for \(what)", status: 404, requestID: nil,
                     "\(what) disappeared while waiting for \(describe(wanted, wantsGone))")
             }
-            guard clock.now + interval < deadline, !Task.isCancelled else {
+            guard !Task.isCancelled else { throw .cancelled(service: service, operation: "wait for \(what)") }
+            guard clock.now + interval < deadline else {
                 throw .timeout(
                     service: service, operation: "wait for \(what)",
                     "\(what) stayed in status '\(lastStatus)' for \(policy.timeout) (wanted \(describe(wanted, wantsGone))); a service may be down, an admin can reset its status")
             }
-            try? await Task.sleep(for: interval)
+            try await cancellableSleep(for: interval, service: service, operation: "wait for \(what)")
             interval = min(interval * 2, policy.maximumInterval)
         }
     }
 
     private static func describe(_ wanted: Set<String>, _ wantsGone: Bool) -> String {
         wantsGone ? "it to be deleted" : wanted.sorted().joined(separator: " or ")
+    }
+}
+
+/// Sleeps, turning a cancellation into ``OpenStackError/cancelled(service:operation:)`` so it reaches the
+/// caller as a cancel, never as a timeout or a transport error.
+func cancellableSleep(for duration: Duration, service: String, operation: String) async throws(OpenStackError) {
+    do {
+        try await Task.sleep(for: duration)
+    } catch {
+        throw .cancelled(service: service, operation: operation)
     }
 }

@@ -51,7 +51,7 @@ struct ImageCommand: ParsableCommand {
                     source: source, stateDirectory: state, repositoryDirectory: to, level: level, blockSize: blockSize,
                     volumeID: volumeID, directIO: directIO, parallelism: ParallelIOConfiguration(workerCount: threads)),
                 logger: logger)
-            let manifest = outcome.manifest
+            let manifest = outcome.record
             let rate = Double(outcome.scan.bytesRead) / max(outcome.seconds, 1e-6) / 1e6
             print(
                 "\(manifest.level) backup of \(source): \(outcome.scan.blocksScanned) blocks of \(manifest.blockSize) read, "
@@ -105,11 +105,11 @@ struct ImageCommand: ParsableCommand {
         @Option(help: "Repository folder.")
         var from: String
 
-        @Flag(help: "Print the manifests as a JSON array.")
+        @Flag(help: "Print the volume backups as a JSON array.")
         var json = false
 
         func run() throws {
-            let backups = try ImageRepository(directory: from, create: false).backups()
+            let backups = try BackupRepository(directory: from, create: false).volumeBackups().map(\.record)
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -17,13 +17,13 @@ struct BlockDeviceTests {
             try DiskImage.write(content, to: sourceBacking)
             let source = try LoopDevice.attach(sourceBacking)
             defer { try? source.detach() }
-            func backup(_ level: BackupLevel) throws -> ImageBackupManifest {
+            func backup(_ level: BackupLevel) throws -> VolumeBackupRecord {
                 try ImageBackupJob.backup(
                     ImageBackupRequest(
                         source: source.path, stateDirectory: "\(directory)/state", repositoryDirectory: "\(directory)/repo",
                         level: level, blockSize: 65536, volumeID: "loop-volume", directIO: true),
                     logger: testLogger
-                ).manifest
+                ).record
             }
             let full = try backup(.full)
             #expect(full.volumeSize == UInt64(size))

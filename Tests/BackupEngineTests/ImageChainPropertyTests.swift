@@ -39,8 +39,8 @@ struct ImageChainPropertyTests {
                         level: level, blockSize: blockSize,
                         parallelism: ParallelIOConfiguration(chunkSize: 4 * blockSize, workerCount: 2)),
                     logger: testLogger)
-                #expect(outcome.manifest.level == "\(level)", "day \(day): \(outcome.manifest.fallbackReason ?? "")")
-                snapshots.append((outcome.manifest.backupID, content, outcome.manifest.level))
+                #expect(outcome.record.level == "\(level)", "day \(day): \(outcome.record.fallbackReason ?? "")")
+                snapshots.append((outcome.record.backupID, content, outcome.record.level))
             }
             for (index, snapshot) in snapshots.enumerated() {
                 let target = "\(directory)/restore-\(index).img"
@@ -62,14 +62,14 @@ struct ImageChainPropertyTests {
             var generator = SeededGenerator(seed: 9)
             let source = "\(directory)/disk.img"
             var content = generator.bytes(64 * 4096)
-            func backup(_ level: BackupLevel) throws -> ImageBackupManifest {
+            func backup(_ level: BackupLevel) throws -> VolumeBackupRecord {
                 try DiskImage.write(content, to: source)
                 return try ImageBackupJob.backup(
                     ImageBackupRequest(
                         source: source, stateDirectory: "\(directory)/state", repositoryDirectory: "\(directory)/repo",
                         level: level, blockSize: 4096),
                     logger: testLogger
-                ).manifest
+                ).record
             }
             let full = try backup(.full)
             content[0] ^= 1

@@ -37,15 +37,15 @@ struct ImageRepositoryTests {
     @Test("a dead backup's partial folder is removed, a running one's is kept")
     func partialFolders() throws {
         try withImage { directory in
-            let repository = try ImageRepository(directory: "\(directory)/repo", create: true)
+            let repository = try BackupRepository(directory: "\(directory)/repo", create: true)
             let dead = "\(directory)/repo/\(BackupID.generate()).partial"
             try FileManager.default.createDirectory(atPath: dead, withIntermediateDirectories: false)
-            let running = try repository.beginBackup(BackupID.generate())
+            let running = try repository.beginJob(BackupID.generate())
             _ = try ImageBackupJob.backup(request(directory), logger: testLogger)
             #expect(!FileManager.default.fileExists(atPath: dead))
             #expect(FileManager.default.fileExists(atPath: running.folder))
-            #expect(try repository.backups().count == 1)
-            #expect(try FileManager.default.contentsOfDirectory(atPath: "\(directory)/repo/\(repository.latestID())")
+            #expect(try repository.volumeBackups().count == 1)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: "\(directory)/repo/\(repository.latestJob().jobID)")
                 .allSatisfy { !$0.hasPrefix(".") })
         }
     }
@@ -81,9 +81,9 @@ struct TamperedManifestTests {
                     source: "\(directory)/disk.img", stateDirectory: "\(directory)/state",
                     repositoryDirectory: "\(directory)/repo", level: .full, blockSize: 4096),
                 logger: testLogger)
-            let path = "\(directory)/repo/\(outcome.manifest.backupID)/manifest.json"
+            let path = "\(directory)/repo/\(outcome.record.backupID)/manifest.json"
             let text = try String(contentsOfFile: path, encoding: .utf8)
-                .replacingOccurrences(of: outcome.manifest.regionsFile, with: "../../state/x.bmp")
+                .replacingOccurrences(of: outcome.record.regionsFile, with: "../../state/x.bmp")
             try text.write(toFile: path, atomically: true, encoding: .utf8)
             let error = #expect(throws: BlockDeltaError.self) {
                 try ImageBackupJob.restore(

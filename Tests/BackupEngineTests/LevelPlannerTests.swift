@@ -13,12 +13,12 @@ struct LevelPlannerTests {
         var state: String { "\(directory)/state" }
         var repo: String { "\(directory)/repo" }
 
-        func backup(_ level: BackupLevel, blockSize: Int? = nil) throws -> ImageBackupManifest {
+        func backup(_ level: BackupLevel, blockSize: Int? = nil) throws -> VolumeBackupRecord {
             try ImageBackupJob.backup(
                 ImageBackupRequest(
                     source: source, stateDirectory: state, repositoryDirectory: repo, level: level, blockSize: blockSize),
                 logger: testLogger
-            ).manifest
+            ).record
         }
 
         var volumeID: String { ImageBackupJob.derivedVolumeID(for: source) }
@@ -98,13 +98,13 @@ struct LevelPlannerTests {
             _ = try setup.backup(.full, blockSize: 4096)
             let mapPath = "\(setup.state)/\(setup.volumeID).map"
             let mapBefore = try DiskImage.read(mapPath)
-            let backupsBefore = try ImageRepository(directory: setup.repo, create: false).backups()
+            let backupsBefore = try BackupRepository(directory: setup.repo, create: false).volumeBackups()
             // A source that cannot be read (a directory) fails the backup.
             try FileManager.default.removeItem(atPath: setup.source)
             try FileManager.default.createDirectory(atPath: setup.source, withIntermediateDirectories: false)
             #expect(throws: BlockDeltaError.self) { try setup.backup(.incremental) }
             #expect(try DiskImage.read(mapPath) == mapBefore)
-            #expect(try ImageRepository(directory: setup.repo, create: false).backups() == backupsBefore)
+            #expect(try BackupRepository(directory: setup.repo, create: false).volumeBackups() == backupsBefore)
             #expect(!FileManager.default.fileExists(atPath: "\(setup.state)/\(setup.volumeID).map.new"))
         }
     }

@@ -106,7 +106,7 @@ struct ImageCommandTests {
             let full = try osbackup(
                 "image", "backup", "\(directory)/disk.img", "--state", "\(directory)/state", "--to", "\(directory)/repo",
                 "--block-size", "4096")
-            let folder = "\(directory)/repo/\(full.lastLine)"
+            let folder = "\(directory)/repo/\(full.lastLine)/@local/image"
             let bmpsha = try FileManager.default.contentsOfDirectory(atPath: folder).first { $0.hasSuffix(".bmpsha") }!
             try corruptByte(of: "\(folder)/\(bmpsha)", at: 140)
             for command in [["image", "verify", "--from", "\(directory)/repo"],

@@ -1,0 +1,39 @@
+import Foundation
+
+/// The caller's handle on a running scan or restore: it asks the work to stop, and it hears how far the
+/// work has come.
+///
+/// The scan checks ``isCancelled`` once per chunk on its ordered consumer, so a cancel stops it within one
+/// chunk and the partial output is abandoned as on any other error. ``progress`` is called from that same
+/// consumer (one thread at a time, in chunk order) with the bytes of the source done so far; keep it cheap.
+public final class ScanControl: Sendable {
+    private let cancelled = Mutex(false)
+    /// Called after each chunk with the source bytes done so far.
+    public let progress: @Sendable (UInt64) -> Void
+
+    /// Creates a control; `progress` defaults to nothing.
+    public init(progress: @escaping @Sendable (UInt64) -> Void = { _ in }) {
+        self.progress = progress
+    }
+
+    /// Asks the work to stop at the next chunk boundary.
+    public func cancel() { cancelled.withLock { $0 = true } }
+
+    /// Whether a stop was asked for.
+    public var isCancelled: Bool { cancelled.withLock { $0 } }
+}
+
+/// A value behind a lock: the small piece of shared state a `Sendable` class needs.
+final class Mutex<Value: Sendable>: @unchecked Sendable {
+    private var value: Value
+    private let lock = NSLock()
+
+    init(_ value: Value) { self.value = value }
+
+    /// Runs `body` on the value with the lock held.
+    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
+}
