@@ -54,6 +54,7 @@ let package = Package(
             name: "BackupEngine",
             dependencies: [
                 "BlockDelta",
+                "OpenStackClient",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -109,7 +110,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BackupEngineTests",
-            dependencies: ["BackupEngine", "BlockDelta", "TestSupport"],
+            dependencies: ["BackupEngine", "BlockDelta", "TestSupport", "OpenStackClient", "CloudEmulator"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

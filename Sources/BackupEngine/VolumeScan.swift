@@ -96,7 +96,7 @@ public enum VolumeScan {
         var logger = logger
         logger[metadataKey: "osb-volume"] = "\(volumeID)"
         guard let volumeLock = try FileLock.tryAcquire(state.lockPath(volumeID: volumeID)) else {
-            throw .failed(
+            throw .busy(
                 path: state.lockPath(volumeID: volumeID), "another backup of volume \(volumeID) is running",
                 hint: "wait for it to finish; the lock goes away with its process")
         }

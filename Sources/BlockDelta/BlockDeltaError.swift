@@ -11,6 +11,7 @@ public struct BlockDeltaError: Error, CustomStringConvertible, Sendable {
         case targetTooSmall
         case invalidArgument
         case cancelled
+        case busy
     }
 
     private let code: Code
@@ -76,6 +77,14 @@ public struct BlockDeltaError: Error, CustomStringConvertible, Sendable {
     public static func cancelled(path: String) -> Self {
         Self(.cancelled, path: path, reason: "cancelled")
     }
+
+    /// A lock on `path` is held by another process (another backup of the same volume).
+    public static func busy(path: String, _ reason: String, hint: String? = nil) -> Self {
+        Self(.busy, path: path, reason: reason, hint: hint)
+    }
+
+    /// Whether a lock held elsewhere stopped the work.
+    public var isBusy: Bool { code == .busy }
 
     /// Whether the work was cancelled rather than failed.
     public var isCancellation: Bool { code == .cancelled }

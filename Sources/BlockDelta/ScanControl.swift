@@ -7,7 +7,7 @@ import Foundation
 /// chunk and the partial output is abandoned as on any other error. ``progress`` is called from that same
 /// consumer (one thread at a time, in chunk order) with the bytes of the source done so far; keep it cheap.
 public final class ScanControl: Sendable {
-    private let cancelled = Mutex(false)
+    private let cancelled = LockedValue(false)
     /// Called after each chunk with the source bytes done so far.
     public let progress: @Sendable (UInt64) -> Void
 
@@ -24,14 +24,17 @@ public final class ScanControl: Sendable {
 }
 
 /// A value behind a lock: the small piece of shared state a `Sendable` class needs.
-final class Mutex<Value: Sendable>: @unchecked Sendable {
+///
+/// Every access goes through ``withLock(_:)``, which is the invariant behind `@unchecked Sendable`.
+public final class LockedValue<Value: Sendable>: @unchecked Sendable {
     private var value: Value
     private let lock = NSLock()
 
-    init(_ value: Value) { self.value = value }
+    /// Creates the box.
+    public init(_ value: Value) { self.value = value }
 
     /// Runs `body` on the value with the lock held.
-    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
+    public func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
         lock.lock()
         defer { lock.unlock() }
         return try body(&value)

@@ -208,7 +208,9 @@ public struct RunningEmulator: Sendable {
         let project = records.adminProject.flatMap { name in records.projects.first { $0.name == name || $0.id == name } }
         func quoted(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
         // osbackup reads the proxy host's server id from here (`osbackup doctor`, backups).
-        let proxyLine = records.servers.first(where: \.isProxy).map { "\n    osbackup_proxy_server: \(quoted($0.id))" } ?? ""
+        var proxyLine = records.servers.first(where: \.isProxy).map { "\n    osbackup_proxy_server: \(quoted($0.id))" } ?? ""
+        // ... and where the proxy sees attached volumes (the emulator's device folder, not /dev).
+        proxyLine += "\n    osbackup_device_directory: \(quoted(deviceDirectory))"
         return """
             clouds:
               \(cloudName):

@@ -206,11 +206,12 @@ extension CloudState {
                 400,
                 "Invalid volume: Volume \(volume.id) status must be \(allowed.joined(separator: " or ")), but current status is: \(volume.status).")
         }
-        try checkQuota(projectID: volume.projectID, volumes: 0, snapshots: 1, size: volume.size)
+        // Like Cinder, the snapshot belongs to the caller's project (and uses its quota), whoever owns the volume.
+        try checkQuota(projectID: call.caller.projectID, volumes: 0, snapshots: 1, size: volume.size)
         let now = Date()
         let snapshot = SnapshotRecord(
             id: Identifiers.uuid(), name: body["name"]?.string, description: body["description"]?.string,
-            volumeID: volume.id, projectID: volume.projectID, userID: call.caller.userID, size: volume.size,
+            volumeID: volume.id, projectID: call.caller.projectID, userID: call.caller.userID, size: volume.size,
             status: "creating", metadata: body["metadata"]?.stringMap ?? [:], createdAt: now, updatedAt: nil,
             pending: PendingTransition(status: "available", due: due(now)))
         try storage.copy(storage.volumePath(volume.id), to: storage.snapshotPath(snapshot.id), size: volume.size)

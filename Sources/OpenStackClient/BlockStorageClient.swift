@@ -96,7 +96,7 @@ public struct BlockStorageClient: Sendable {
             for: "volume \(id)", service: "block-storage", wanted: statuses,
             failing: ["error", "error_deleting", "error_restoring", "error_extending", "error_managing"], policy: waitPolicy
         ) { () async throws(OpenStackError) -> (Volume, String)? in
-            let volume = try await optional { () async throws(OpenStackError) in try await self.volume(id: id) }
+            let volume = try await optionalResource { () async throws(OpenStackError) in try await self.volume(id: id) }
             return volume.map { ($0, $0.status) }
         }
         return volume!
@@ -108,7 +108,7 @@ public struct BlockStorageClient: Sendable {
             for: "volume \(id)", service: "block-storage", wanted: [], failing: ["error_deleting"], wantsGone: true,
             policy: waitPolicy
         ) { () async throws(OpenStackError) -> (Volume, String)? in
-            let volume = try await optional { () async throws(OpenStackError) in try await self.volume(id: id) }
+            let volume = try await optionalResource { () async throws(OpenStackError) in try await self.volume(id: id) }
             return volume.map { ($0, $0.status) }
         }
     }
@@ -163,7 +163,7 @@ public struct BlockStorageClient: Sendable {
             for: "snapshot \(id)", service: "block-storage", wanted: statuses, failing: ["error", "error_deleting"],
             policy: waitPolicy
         ) { () async throws(OpenStackError) -> (Snapshot, String)? in
-            let snapshot = try await optional { () async throws(OpenStackError) in try await self.snapshot(id: id) }
+            let snapshot = try await optionalResource { () async throws(OpenStackError) in try await self.snapshot(id: id) }
             return snapshot.map { ($0, $0.status) }
         }
         return snapshot!
@@ -175,14 +175,14 @@ public struct BlockStorageClient: Sendable {
             for: "snapshot \(id)", service: "block-storage", wanted: [], failing: ["error_deleting"], wantsGone: true,
             policy: waitPolicy
         ) { () async throws(OpenStackError) -> (Snapshot, String)? in
-            let snapshot = try await optional { () async throws(OpenStackError) in try await self.snapshot(id: id) }
+            let snapshot = try await optionalResource { () async throws(OpenStackError) in try await self.snapshot(id: id) }
             return snapshot.map { ($0, $0.status) }
         }
     }
 }
 
-/// The value, or nil when the service answered 404.
-func optional<Value>(_ body: () async throws(OpenStackError) -> Value) async throws(OpenStackError) -> Value? {
+/// The value, or nil when the service answered 404 (the resource does not exist, or no longer).
+public func optionalResource<Value>(_ body: () async throws(OpenStackError) -> Value) async throws(OpenStackError) -> Value? {
     do {
         return try await body()
     } catch where error.status == 404 {

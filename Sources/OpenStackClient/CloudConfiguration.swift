@@ -20,6 +20,9 @@ public struct CloudConfiguration: Sendable {
     public var endpointOverrides: [String: String]
     /// The Nova server id of the proxy host this runs on (`osbackup_proxy_server` in clouds.yaml), if set.
     public var proxyServerID: String?
+    /// The folder under which attached volumes appear on the proxy (`osbackup_device_directory`; `/dev`
+    /// when unset; the emulator writes its own).
+    public var deviceDirectory: String?
     /// Where the values came from, for messages: file paths and/or `environment`.
     public var origin: String
 
@@ -27,7 +30,8 @@ public struct CloudConfiguration: Sendable {
     public init(
         name: String? = nil, authURL: String, credentials: Credentials, regionName: String? = nil,
         interfaces: [EndpointInterface] = [.public], caCertificatePath: String? = nil, verifyTLS: Bool = true,
-        endpointOverrides: [String: String] = [:], proxyServerID: String? = nil, origin: String = "code"
+        endpointOverrides: [String: String] = [:], proxyServerID: String? = nil, deviceDirectory: String? = nil,
+        origin: String = "code"
     ) {
         self.name = name
         self.authURL = authURL
@@ -38,6 +42,7 @@ public struct CloudConfiguration: Sendable {
         self.verifyTLS = verifyTLS
         self.endpointOverrides = endpointOverrides
         self.proxyServerID = proxyServerID
+        self.deviceDirectory = deviceDirectory
         self.origin = origin
     }
 

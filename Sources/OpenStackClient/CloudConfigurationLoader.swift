@@ -228,7 +228,8 @@ struct CloudSettings {
         return CloudConfiguration(
             name: name, authURL: authURL.value, credentials: credentials, regionName: options["region_name"]?.value,
             interfaces: interfaces, caCertificatePath: options["cacert"]?.value, verifyTLS: verifyTLS,
-            endpointOverrides: overrides, proxyServerID: options["osbackup_proxy_server"]?.value, origin: origin)
+            endpointOverrides: overrides, proxyServerID: options["osbackup_proxy_server"]?.value,
+            deviceDirectory: options["osbackup_device_directory"]?.value, origin: origin)
     }
 
     private func value(_ key: String) -> String? {

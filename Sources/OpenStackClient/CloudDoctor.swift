@@ -124,7 +124,7 @@ public enum CloudDoctor {
     }
 
     /// The proxy's server id and where it came from (or nil and why the metadata service did not tell).
-    static func proxyServerID(
+    public static func proxyServerID(
         sources: ProxyIdentitySources, configuration: CloudConfiguration, transport: OpenStackTransport, logger: Logger
     ) async -> (String?, String) {
         if let id = sources.explicit, !id.isEmpty { return (id, "--proxy-server") }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BackupEngine
 import BlockDelta
 import Foundation
 import OpenStackClient
@@ -13,7 +14,10 @@ struct Osbackup: AsyncParsableCommand {
         commandName: "osbackup",
         abstract: "Block-level backup of OpenStack servers and volumes, for Bacula or standalone.",
         version: "0.1.0",
-        subcommands: [ImageCommand.self, DoctorCommand.self, EmulatorCommand.self]
+        subcommands: [
+            BackupCommand.self, RestoreCommand.self, CleanupCommand.self, ListCommand.self, ImageCommand.self, DoctorCommand.self,
+            EmulatorCommand.self,
+        ]
     )
 
     static func main() async {
@@ -30,6 +34,9 @@ struct Osbackup: AsyncParsableCommand {
         } catch let error as ConfigurationError {
             printError("osbackup: configuration: \(error)")
             Foundation.exit(ExitStatus.usage)
+        } catch let error as BackupError {
+            printError("osbackup: \(error)")
+            Foundation.exit(error.kind == .configuration ? ExitStatus.usage : ExitStatus.failure)
         } catch let error as OpenStackError {
             printError("osbackup: \(error)")
             Foundation.exit(ExitStatus.failure)

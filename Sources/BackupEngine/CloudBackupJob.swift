@@ -1,0 +1,432 @@
+public import BlockDelta
+public import Logging
+public import OpenStackClient
+
+import Foundation
+
+/// What `osbackup backup` is asked to do.
+public struct CloudBackupRequest: Sendable {
+    /// What to back up.
+    public var selection: TargetSelection
+    /// The level asked for (per volume, a Full when its map is unusable).
+    public var level: BackupLevel
+    /// The working directory (maps, locks, journals).
+    public var stateDirectory: String
+    /// The proxy's Nova server id.
+    public var proxyServerID: String
+    /// Where attached volumes appear.
+    public var devices: DeviceLocator
+    /// Volumes attached to the proxy at once (lowered when Nova answers 403 for too many disk devices).
+    public var parallel: Int
+    /// Threads and chunk sizes of each scan.
+    public var parallelism: ParallelIOConfiguration
+    /// The block size asked for (nil: keep the maps').
+    public var blockSize: Int?
+
+    /// Creates a request.
+    public init(
+        selection: TargetSelection, level: BackupLevel, stateDirectory: String, proxyServerID: String,
+        devices: DeviceLocator = .init(), parallel: Int = 4, parallelism: ParallelIOConfiguration = .init(workerCount: 2),
+        blockSize: Int? = nil
+    ) {
+        self.selection = selection
+        self.level = level
+        self.stateDirectory = stateDirectory
+        self.proxyServerID = proxyServerID
+        self.devices = devices
+        self.parallel = max(1, parallel)
+        self.parallelism = parallelism
+        self.blockSize = blockSize
+    }
+}
+
+/// The result of one volume in a job: the summary table's row.
+public struct VolumeOutcome: Sendable, Codable, Hashable {
+    /// The server (nil: a volume attached to no server).
+    public var serverID: String?
+    /// The server's name.
+    public var serverName: String?
+    /// The volume UUID.
+    public var volumeID: String
+    /// The volume's name.
+    public var volumeName: String?
+    /// The level taken (nil when it failed before the scan).
+    public var level: String?
+    /// The volume backup id.
+    public var backupID: String?
+    /// Bytes read from the device.
+    public var bytesRead: UInt64
+    /// Bytes of block data stored.
+    public var bytesStored: UInt64
+    /// Seconds from snapshot to cleanup.
+    public var seconds: Double
+    /// Why a Full was taken instead of the level asked for.
+    public var fallbackReason: String?
+    /// The error, when it failed.
+    public var error: String?
+    /// The error's kind, when it failed.
+    public var errorKind: BackupError.Kind?
+
+    /// Whether it was saved.
+    public var saved: Bool { error == nil }
+}
+
+/// What a cloud job did.
+public struct CloudBackupReport: Sendable, Codable {
+    /// The job id.
+    public var jobID: String
+    /// One row per volume.
+    public var volumes: [VolumeOutcome]
+    /// What was skipped, and why.
+    public var skipped: [SkippedTarget]
+    /// Temporary resources of earlier jobs that this job's start swept.
+    public var sweptResources: Int
+    /// Resources this job could not remove (they stay in its journal for the next sweep).
+    public var leftovers: [String]
+
+    /// Whether every volume was saved.
+    public var allSaved: Bool { volumes.allSatisfy(\.saved) }
+    /// Whether some volumes were saved and others failed.
+    public var isPartial: Bool { !allSaved && volumes.contains(where: \.saved) }
+}
+
+/// Backs up servers and volumes through the cloud (DESIGN §3): for each volume a snapshot, a temporary
+/// volume from it, attached to the proxy, scanned by the engine into the sink, then detached and deleted,
+/// every temporary resource journaled before it is created.
+public enum CloudBackupJob {
+    /// Runs a job. Cancelling the task stops the scans, cleans up, and throws a cancellation.
+    public static func run(
+        _ request: CloudBackupRequest, cloud: CloudServices, sink: any BackupSink, jobID: BackupID = .generate(),
+        logger: Logger
+    ) async throws(BackupError) -> CloudBackupReport {
+        var logger = logger
+        logger[metadataKey: "osb-job"] = "\(jobID)"
+        let started = Date()
+        let state: VolumeStateStore
+        let journal: ResourceJournal
+        do {
+            state = try VolumeStateStore(directory: request.stateDirectory)
+        } catch {
+            sink.abandon()
+            throw BackupError.engine(error, resource: "state directory")
+        }
+        let sweeper = ResourceSweeper(cloud: cloud, logger: logger)
+        let swept = await sweepOrphans(stateDirectory: request.stateDirectory, sweeper: sweeper, logger: logger)
+        do {
+            journal = try ResourceJournal.create(stateDirectory: request.stateDirectory, jobID: "\(jobID)", proxyServerID: request.proxyServerID)
+        } catch {
+            sink.abandon()
+            throw BackupError.engine(error, resource: "resource journal")
+        }
+
+        let targets: ResolvedTargets
+        do {
+            targets = try await TargetResolver.resolve(request.selection, cloud: cloud, proxyServerID: request.proxyServerID)
+        } catch {
+            journal.close()
+            sink.abandon()
+            throw error
+        }
+        for skipped in targets.skipped {
+            logger.notice("skipped", metadata: ["osb-target": "\(skipped.target)", "osb-reason": "\(skipped.reason)"])
+        }
+
+        var files: [String] = []
+        var work: [(volume: Volume, server: Server?, paths: VolumeNamespacePaths)] = []
+        do {
+            for target in targets.servers {
+                let server = target.server
+                let nameFile = BackupNamespace.serverNameFile(serverID: server.id, name: server.name)
+                try sink.writeFile(nameFile, contents: Array(server.name.utf8))
+                let confFile = BackupNamespace.serverConfFile(serverID: server.id)
+                try sink.writeFile(
+                    confFile,
+                    contents: ServerConfiguration(server: server, volumes: target.volumes, attachments: target.attachments, savedAt: started).encoded())
+                files += [nameFile, confFile]
+                if let flavor = server.flavor, let name = flavor.originalName ?? flavor.id {
+                    let flavorFile = BackupNamespace.flavorFile(name: name)
+                    if !files.contains(flavorFile) {
+                        let encoder = JSONEncoder()
+                        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                        try sink.writeFile(flavorFile, contents: Array((try? encoder.encode(flavor)) ?? Data()))
+                        files.append(flavorFile)
+                    }
+                }
+                for volume in target.volumes {
+                    work.append((volume, server, BackupNamespace.volumeFiles(
+                        folder: BackupNamespace.serverFolder(serverID: server.id), volumeID: volume.id, volumeName: volume.name)))
+                }
+            }
+            for volume in targets.unattachedVolumes {
+                let nameFile = BackupNamespace.volumeNameFile(volumeID: volume.id, name: volume.name ?? "")
+                try sink.writeFile(nameFile, contents: Array((volume.name ?? "").utf8))
+                let confFile = BackupNamespace.volumeConfFile(volumeID: volume.id)
+                try sink.writeFile(confFile, contents: ServerConfiguration(volume: volume, savedAt: started).encoded())
+                files += [nameFile, confFile]
+                work.append((volume, nil, BackupNamespace.volumeFiles(
+                    folder: BackupNamespace.volumeFolder(volumeID: volume.id), volumeID: volume.id, volumeName: volume.name)))
+            }
+        } catch {
+            journal.close()
+            sink.abandon()
+            throw BackupError.from(error, resource: "backup stream")
+        }
+
+        let workflow = CloudVolumeWorkflow(
+            cloud: cloud, journal: journal, sweeper: sweeper, request: request, state: state, sink: sink,
+            gate: AttachGate(limit: request.parallel), jobID: jobID, logger: logger)
+        let results = await withTaskGroup(of: (Int, Result<ScannedVolume, BackupError>, Double).self) { group in
+            var results: [Int: (Result<ScannedVolume, BackupError>, Double)] = [:]
+            // Up to `parallel` volume tasks; the attach gate narrows further when Nova says the proxy is full.
+            for (index, item) in work.enumerated() {
+                if index >= request.parallel, let (done, result, seconds) = await group.next() {
+                    results[done] = (result, seconds)
+                }
+                group.addTask {
+                    let clock = ContinuousClock.now
+                    let result = await workflow.backUp(volume: item.volume, serverID: item.server?.id, paths: item.paths)
+                    let elapsed = ContinuousClock.now - clock
+                    return (index, result, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+                }
+            }
+            while let (done, result, seconds) = await group.next() {
+                results[done] = (result, seconds)
+            }
+            return results
+        }
+
+        var outcomes: [VolumeOutcome] = []
+        var scanned: [ScannedVolume] = []
+        for (index, item) in work.enumerated() {
+            guard let (result, seconds) = results[index] else { continue }
+            var outcome = VolumeOutcome(
+                serverID: item.server?.id, serverName: item.server?.name, volumeID: item.volume.id, volumeName: item.volume.name,
+                level: nil, backupID: nil, bytesRead: 0, bytesStored: 0, seconds: seconds, fallbackReason: nil, error: nil, errorKind: nil)
+            switch result {
+            case .success(let volume):
+                scanned.append(volume)
+                outcome.level = volume.record.level
+                outcome.backupID = volume.record.backupID
+                outcome.bytesRead = volume.scan.bytesRead
+                outcome.bytesStored = volume.record.dataBytes
+                outcome.fallbackReason = volume.record.fallbackReason
+            case .failure(let error):
+                outcome.error = error.description
+                outcome.errorKind = error.kind
+                logger.error("volume not saved", metadata: ["osb-volume": "\(item.volume.id)", "osb-error": "\(error)"])
+            }
+            outcomes.append(outcome)
+        }
+
+        let leftovers = await withoutCancellation { await sweeper.replay(journal) }
+        journal.close()
+
+        if Task.isCancelled {
+            for volume in scanned { volume.discardMap(state: state) }
+            sink.abandon()
+            throw BackupError(.cancelled, resource: "job \(jobID)", "cancelled; temporary resources were removed", hint: nil)
+        }
+        do throws(BlockDeltaError) {
+            try sink.finish(
+                BackupJobManifest(
+                    jobID: "\(jobID)", kind: "cloud", createdAt: ISO8601DateFormatter().string(from: started),
+                    requestedLevel: "\(request.level)", volumes: scanned.map(\.record), files: files))
+        } catch {
+            for volume in scanned { volume.discardMap(state: state) }
+            sink.abandon()
+            throw BackupError.engine(error, resource: "backup sink")
+        }
+        for volume in scanned {
+            do throws(BlockDeltaError) {
+                try volume.installMap(state: state)
+            } catch {
+                // The backup is stored; only the next backup's level suffers (a Full, with the reason).
+                logger.warning("new hash map not installed", metadata: ["osb-volume": "\(volume.record.volumeID)", "osb-error": "\(error)"])
+            }
+        }
+        return CloudBackupReport(
+            jobID: "\(jobID)", volumes: outcomes, skipped: targets.skipped, sweptResources: swept,
+            leftovers: leftovers.map(\.description))
+    }
+
+    /// Replays the journals of jobs that died on this machine; returns how many resources were undone.
+    static func sweepOrphans(stateDirectory: String, sweeper: ResourceSweeper, logger: Logger) async -> Int {
+        guard let orphans = try? ResourceJournal.orphans(stateDirectory: stateDirectory) else { return 0 }
+        var undone = 0
+        for journal in orphans {
+            let before = journal.pending.count
+            if before > 0 {
+                logger.notice("sweeping a dead job's temporary resources", metadata: ["osb-dead-job": "\(journal.jobID)", "osb-count": "\(before)"])
+            }
+            await sweeper.replay(journal)
+            undone += before - journal.pending.count
+            journal.close()
+        }
+        return undone
+    }
+}
+
+/// Limits the temporary volumes attached to the proxy at once, and lowers the limit when Nova says the
+/// proxy has no free disk slot (403), so the job waits for a slot instead of failing.
+actor AttachGate {
+    private var limit: Int
+    private var inUse = 0
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    init(limit: Int) { self.limit = max(1, limit) }
+
+    /// Waits for a slot.
+    func acquire() async {
+        while inUse >= limit { await withCheckedContinuation { waiters.append($0) } }
+        inUse += 1
+    }
+
+    /// Frees a slot.
+    func release() {
+        inUse -= 1
+        if !waiters.isEmpty { waiters.removeFirst().resume() }
+    }
+
+    /// After a 403 for too many disk devices (the caller has released its slot): the limit becomes the
+    /// slots in use. Returns false when none is in use (then waiting cannot help).
+    func lowerAfterRefusal() -> Bool {
+        guard inUse > 0 else { return false }
+        limit = max(1, inUse)
+        return true
+    }
+}
+
+/// The per-volume steps of DESIGN §3 with their journal entries.
+struct CloudVolumeWorkflow: Sendable {
+    let cloud: CloudServices
+    let journal: ResourceJournal
+    let sweeper: ResourceSweeper
+    let request: CloudBackupRequest
+    let state: VolumeStateStore
+    let sink: any BackupSink
+    let gate: AttachGate
+    let jobID: BackupID
+    let logger: Logger
+
+    /// Backs up one volume; whatever happens, its temporary resources are undone before it returns.
+    func backUp(volume: Volume, serverID: String?, paths: VolumeNamespacePaths) async -> Result<ScannedVolume, BackupError> {
+        var logger = logger
+        logger[metadataKey: "osb-volume"] = "\(volume.id)"
+        let track = WorkflowTrack()
+        let result: Result<ScannedVolume, BackupError>
+        do {
+            let volumeID = try VolumeID.validated(volume.id)
+            result = .success(try await steps(volume: volume, volumeID: volumeID, serverID: serverID, paths: paths, track: track, logger: logger))
+        } catch {
+            result = .failure(BackupError.from(error, resource: "volume \(volume.name.map { "\($0) " } ?? "")(\(volume.id))"))
+        }
+        // Cleanup runs to its end even after a cancel: detach, delete the volume, delete the snapshot.
+        let journal = journal
+        let sweeper = sweeper
+        let jobID = "\(jobID)"
+        let keys = track.keys.withLock { $0 }
+        let entries = journal.pending.filter { keys.contains($0.key) }
+        let failures = await withoutCancellation {
+            var failures: [BackupError] = []
+            for (key, entry) in entries {
+                do {
+                    try await sweeper.undo(entry, jobID: jobID)
+                    try journal.remove(key)
+                } catch {
+                    failures.append(BackupError.from(error, resource: "\(entry.kind) \(entry.id ?? entry.name)"))
+                }
+            }
+            return failures
+        }
+        if track.holdsSlot.withLock({ $0 }) { await gate.release() }
+        for failure in failures {
+            logger.warning("temporary resource not removed yet (retried at job end)", metadata: ["osb-error": "\(failure)"])
+        }
+        return result
+    }
+
+    private func steps(
+        volume: Volume, volumeID: VolumeID, serverID: String?, paths: VolumeNamespacePaths, track: WorkflowTrack, logger: Logger
+    ) async throws -> ScannedVolume {
+        let storage = cloud.blockStorage
+        let name = "\(TargetResolver.temporaryPrefix)\(jobID)-\(volume.id)"
+        let baseTags = [CloudTags.job: "\(jobID)", CloudTags.proxy: request.proxyServerID, CloudTags.sourceVolume: volume.id]
+        let tags = { (requestTag: String) in baseTags.merging([CloudTags.request: requestTag]) { _, new in new } }
+
+        // 1. Snapshot (force only below 3.66: the client decides).
+        let snapshotTag = UUID().uuidString.lowercased()
+        let snapshotKey = try journal.record(
+            JournalEntry(kind: .snapshot, id: nil, requestTag: snapshotTag, name: name, sourceVolumeID: volume.id))
+        track.keys.withLock { $0.append(snapshotKey) }
+        let snapshot = try await storage.createSnapshot(
+            volumeID: volume.id, name: name, description: "osbackup job \(jobID): temporary, deleted after the backup",
+            metadata: tags(snapshotTag))
+        try journal.setID(snapshot.id, for: snapshotKey)
+        _ = try await storage.waitForSnapshot(id: snapshot.id, statuses: ["available"])
+
+        // 2. Temporary volume from it, in the caller's (the proxy's) project.
+        let volumeTag = UUID().uuidString.lowercased()
+        let volumeKey = try journal.record(
+            JournalEntry(kind: .volume, id: nil, requestTag: volumeTag, name: name, sourceVolumeID: volume.id))
+        track.keys.withLock { $0.append(volumeKey) }
+        let temporary = try await storage.createVolume(
+            VolumeCreateRequest(
+                size: snapshot.size, name: name, description: "osbackup job \(jobID): temporary, deleted after the backup",
+                snapshotID: snapshot.id, metadata: tags(volumeTag)))
+        try journal.setID(temporary.id, for: volumeKey)
+        _ = try await storage.waitForVolume(id: temporary.id, statuses: ["available"])
+
+        // 3. Attach to the proxy, within the attach slots.
+        await gate.acquire()
+        track.holdsSlot.withLock { $0 = true }
+        let attachKey = try journal.record(
+            JournalEntry(
+                kind: .attachment, id: temporary.id, requestTag: volumeTag, name: name, sourceVolumeID: volume.id,
+                volumeID: temporary.id, serverID: request.proxyServerID))
+        track.keys.withLock { $0.append(attachKey) }
+        while true {
+            let refusal: OpenStackError
+            do {
+                _ = try await cloud.compute.attachVolume(serverID: request.proxyServerID, volumeID: temporary.id)
+                break
+            } catch {
+                guard error.status == 403, error.message.lowercased().contains("disk devices") else { throw error }
+                refusal = error
+            }
+            do {
+                track.holdsSlot.withLock { $0 = false }
+                await gate.release()
+                guard await gate.lowerAfterRefusal() else {
+                    throw BackupError(
+                        .busy, resource: "proxy server \(request.proxyServerID)",
+                        "Nova refuses another disk on the proxy and none of this job's volumes is attached: \(refusal.message)",
+                        hint: "detach volumes from the proxy or raise max_disk_devices; see docs/operations.md")
+                }
+                logger.notice("the proxy has no free disk slot: fewer volumes in parallel", metadata: ["osb-error": "\(refusal.message)"])
+                await gate.acquire()
+                track.holdsSlot.withLock { $0 = true }
+            }
+        }
+        _ = try await storage.waitForVolume(id: temporary.id, statuses: ["in-use"])
+        let device = try await request.devices.waitForDevice(volumeID: temporary.id)
+        logger.info("temporary volume attached", metadata: ["osb-device": "\(device)", "osb-temporary-volume": "\(temporary.id)"])
+
+        // 4.–5. Scan into the sink.
+        let scanRequest = VolumeScanRequest(
+            sourcePath: device, sourceDescription: "cinder:\(volume.id)", volumeID: volumeID,
+            volumeName: volume.name.map { PathSafeName.make($0, reservedBytes: volume.id.utf8.count + 7) } ?? "", paths: paths,
+            level: request.level, blockSize: request.blockSize, parallelism: request.parallelism, cinderSize: volume.size,
+            serverID: serverID)
+        do {
+            return try await VolumeScan.run(scanRequest, backupID: BackupID.generate(), state: state, sink: sink, logger: logger)
+        } catch {
+            throw BackupError.engine(error, resource: "volume \(volume.id)")
+        }
+    }
+}
+
+/// What one volume's workflow has created so far: its journal keys and whether it holds an attach slot.
+final class WorkflowTrack: Sendable {
+    let keys = LockedValue<[UInt64]>([])
+    let holdsSlot = LockedValue(false)
+}

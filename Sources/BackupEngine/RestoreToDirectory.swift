@@ -1,0 +1,74 @@
+public import BlockDelta
+public import Logging
+
+import Foundation
+
+/// One volume restored to a raw image.
+public struct RestoredVolume: Sendable, Codable, Hashable {
+    /// The volume UUID.
+    public var volumeID: String
+    /// The raw image written (its name ends in `<volume uuid>.raw`).
+    public var path: String
+    /// Backups applied.
+    public var chainLength: Int
+    /// Volume size in bytes.
+    public var bytes: UInt64
+}
+
+/// Restores the volumes of a job of a directory repository to raw sparse images in a folder: the
+/// namespace path is kept below the folder, each image named `<volume name>_<volume uuid>.raw`, with the
+/// `.conf` and `.name` files beside. Every block is verified before it is written; a chain that fails
+/// verification writes nothing (the chain restorer checks before writing and renames only at the end).
+public enum RestoreToDirectory {
+    /// Restores the volumes of job `jobID` (the newest job when nil) chosen by `servers` and `volumes`
+    /// (all when both are empty) into `target`.
+    public static func run(
+        repository: BackupRepository, jobID: BackupID?, servers: [String], volumes: [String], target: String,
+        parallelism: ParallelIOConfiguration = .init(), logger: Logger
+    ) throws(BlockDeltaError) -> [RestoredVolume] {
+        let job: BackupJobManifest
+        if let jobID { job = try repository.manifest(ofJob: jobID) } else { job = try repository.latestJob() }
+        let wanted = job.volumes.filter { record in
+            (servers.isEmpty && volumes.isEmpty) || volumes.contains(record.volumeID.lowercased())
+                || record.serverID.map { servers.contains($0.lowercased()) } == true
+        }
+        guard !wanted.isEmpty else {
+            throw .invalidArgument(
+                "job \(job.jobID) holds no volume of the servers or volumes selected", path: repository.directory,
+                hint: "list what it holds with `osbackup list jobs --from \(repository.directory) --json`")
+        }
+        var restored: [RestoredVolume] = []
+        for record in wanted {
+            guard let id = record.id else { throw .malformed(path: repository.directory, "backup id '\(record.backupID)' is not a UUID") }
+            let chain = try repository.chain(endingAt: id)
+            let folder = (record.dataFile as NSString).deletingLastPathComponent
+            let dataName = (record.dataFile as NSString).lastPathComponent
+            let rawName = String(dataName.dropLast(".bvmdk".count)) + ".raw"
+            let outputFolder = "\(target)/\(folder)"
+            do {
+                try FileManager.default.createDirectory(atPath: outputFolder, withIntermediateDirectories: true)
+            } catch {
+                throw .failed(path: outputFolder, "cannot create the folder: \(error.localizedDescription)")
+            }
+            let output = "\(outputFolder)/\(rawName)"
+            var volumeLogger = logger
+            volumeLogger[metadataKey: "osb-volume"] = "\(record.volumeID)"
+            let result = try ChainRestorer.restore(chain: chain.map(\.files), to: output, configuration: parallelism, logger: volumeLogger)
+            restored.append(RestoredVolume(volumeID: record.volumeID, path: output, chainLength: chain.count, bytes: result.volumeSize))
+        }
+        let jobFolder = "\(repository.directory)/\(job.jobID)"
+        let keptFolders = Set(wanted.map { ($0.dataFile as NSString).deletingLastPathComponent })
+        for file in job.files {
+            let folder = (file as NSString).deletingLastPathComponent
+            let isNameOfKept = file.hasSuffix(".name") && keptFolders.contains { $0.hasPrefix(folder + "/") && file.contains(($0 as NSString).lastPathComponent) }
+            guard keptFolders.contains(folder) || isNameOfKept else { continue }
+            let destination = "\(target)/\(file)"
+            guard let bytes = FileManager.default.contents(atPath: "\(jobFolder)/\(file)") else {
+                throw .failed(path: "\(jobFolder)/\(file)", "cannot read the file")
+            }
+            try? FileManager.default.createDirectory(atPath: (destination as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try DurableFile.write(Array(bytes), to: destination)
+        }
+        return restored
+    }
+}

@@ -1,0 +1,115 @@
+import ArgumentParser
+import BackupEngine
+import BlockDelta
+import Foundation
+import OpenStackClient
+
+/// `osbackup backup`: servers and volumes through the cloud into a repository.
+struct BackupCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backup",
+        abstract: "Back up servers and volumes through the cloud; prints the job id as the last line.",
+        discussion: "Exit 0 all saved, 1 failed, 2 usage or configuration, 3 some volumes failed (the others are saved and restorable).")
+
+    @OptionGroup var cloud: CloudOptions
+    @OptionGroup var proxy: ProxyOptions
+
+    @Option(help: "Server to save: UUID, exact name, or re:REGEX (repeatable). Default: every server in scope.")
+    var server: [String] = []
+
+    @Option(help: "Server not to save, same forms (repeatable).")
+    var excludeServer: [String] = []
+
+    @Option(help: "Volume UUID to save (repeatable).")
+    var volume: [String] = []
+
+    @Flag(help: "Also save the volumes attached to no server.")
+    var unattachedVolumes = false
+
+    @Flag(help: "Servers and volumes of every project (admin role).")
+    var allProjects = false
+
+    @Option(help: "Repository folder (created if missing).")
+    var to: String
+
+    @Option(help: "full, incremental or differential (per volume: a Full when its map is unusable, with the reason).")
+    var level: String = "incremental"
+
+    @Option(help: "Volumes attached to the proxy at once (lowered when Nova says the proxy has no free disk slot).")
+    var parallel: Int = 4
+
+    @Flag(help: "Print the job report as JSON on standard output.")
+    var json = false
+
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        guard let level = BackupLevel(name: level) else {
+            throw ValidationError("unknown level '\(level)': use full, incremental or differential")
+        }
+        guard to != "-" else {
+            throw ValidationError("--to - (a tar stream on standard output) is not available yet: give a repository folder")
+        }
+        guard parallel >= 1 else { throw ValidationError("--parallel must be at least 1") }
+        let selection = TargetSelection(
+            servers: try server.map { try ServerSelector.parse($0) }, excludedServers: try excludeServer.map { try ServerSelector.parse($0) },
+            volumes: volume, unattachedVolumes: unattachedVolumes, allProjects: allProjects)
+        for id in volume where UUID(uuidString: id) == nil { throw ValidationError("--volume '\(id)' is not a UUID") }
+        let logger = try logging.makeLogger(label: "osbackup.backup")
+        let (cloud, proxy, to, parallel, json) = (self.cloud, self.proxy, self.to, self.parallel, self.json)
+        let report = try await cancellableOnSignals {
+            try await withCloud(cloud, logger: logger) { configuration, services, transport in
+                let proxyID = try await proxy.proxyServerID(configuration: configuration, transport: transport, logger: logger)
+                let repository = try BackupRepository(directory: to, create: true)
+                let jobID = BackupID.generate()
+                let sink = try DirectorySink(repository: repository, jobID: jobID)
+                return try await CloudBackupJob.run(
+                    CloudBackupRequest(
+                        selection: selection, level: level, stateDirectory: proxy.state, proxyServerID: proxyID,
+                        devices: proxy.devices(configuration: configuration), parallel: parallel),
+                    cloud: services, sink: sink, jobID: jobID, logger: logger)
+            }
+        }
+        printError(SummaryTable.render(report))
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(report.jobID)
+        }
+        if report.isPartial { throw ExitCode(ExitStatus.partial) }
+        if !report.allSaved { throw ExitCode(ExitStatus.failure) }
+    }
+}
+
+/// The end-of-job table on standard error: server, volume, level, bytes read and stored, seconds, result.
+enum SummaryTable {
+    static func render(_ report: CloudBackupReport) -> String {
+        var lines = ["job \(report.jobID)"]
+        let header = ["server", "volume", "level", "read", "stored", "seconds", "result"]
+        var rows: [[String]] = []
+        for volume in report.volumes {
+            rows.append([
+                volume.serverName ?? "-", "\(volume.volumeName ?? "")(\(volume.volumeID.prefix(8)))", volume.level ?? "-",
+                bytes(volume.bytesRead), bytes(volume.bytesStored), String(format: "%.1f", volume.seconds),
+                volume.error.map { "FAILED: \($0)" } ?? "saved",
+            ])
+        }
+        let widths = (0..<header.count - 1).map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
+        for row in [header] + rows {
+            lines.append(row.enumerated().map { index, cell in index < widths.count ? cell.padding(toLength: widths[index], withPad: " ", startingAt: 0) : cell }.joined(separator: "  "))
+        }
+        for skipped in report.skipped { lines.append("skipped \(skipped.target): \(skipped.reason)") }
+        if report.sweptResources > 0 { lines.append("swept \(report.sweptResources) temporary resources of earlier jobs") }
+        for leftover in report.leftovers { lines.append("NOT REMOVED (retried by the next job or `osbackup cleanup`): \(leftover)") }
+        let saved = report.volumes.filter(\.saved).count
+        lines.append("\(saved) of \(report.volumes.count) volumes saved")
+        return lines.joined(separator: "\n")
+    }
+
+    private static func bytes(_ count: UInt64) -> String {
+        count >= 1 << 30 ? String(format: "%.1fG", Double(count) / Double(1 << 30))
+            : count >= 1 << 20 ? String(format: "%.1fM", Double(count) / Double(1 << 20)) : "\(count)"
+    }
+}
