@@ -29,6 +29,20 @@ public struct JournalEntry: Codable, Sendable, Hashable {
     public var volumeID: String?
     /// For an attachment: the proxy server.
     public var serverID: String?
+
+    /// Creates an entry.
+    public init(
+        kind: Kind, id: String?, requestTag: String, name: String, sourceVolumeID: String, volumeID: String? = nil,
+        serverID: String? = nil
+    ) {
+        self.kind = kind
+        self.id = id
+        self.requestTag = requestTag
+        self.name = name
+        self.sourceVolumeID = sourceVolumeID
+        self.volumeID = volumeID
+        self.serverID = serverID
+    }
 }
 
 /// The crash-safe record of the temporary resources of one job (`STATE/jobs/<job id>.journal`), held
