@@ -15,6 +15,8 @@ public enum NamespacePath {
 
 /// Where the three files of one volume backup go in the namespace.
 public struct VolumeNamespacePaths: Sendable, Hashable {
+    /// The path-safe volume name in the data file's name ("" for a volume without a name).
+    public var volumeLabel: String
     /// `<folder>/<volume uuid>.bmp`.
     public var regions: String
     /// `<folder>/<volume uuid>.bmpsha`.
@@ -79,13 +81,9 @@ public enum BackupNamespace {
 
     /// The three files of a volume backup in `folder`; a nil or empty name leaves only the UUID.
     public static func volumeFiles(folder: String, volumeID: String, volumeName: String?) -> VolumeNamespacePaths {
-        let dataName: String
-        if let volumeName, !volumeName.isEmpty {
-            dataName = "\(PathSafeName.make(volumeName, reservedBytes: volumeID.utf8.count + 7))_\(volumeID).bvmdk"
-        } else {
-            dataName = "\(volumeID).bvmdk"
-        }
+        let label = volumeName.map { $0.isEmpty ? "" : PathSafeName.make($0, reservedBytes: volumeID.utf8.count + 7) } ?? ""
+        let dataName = label.isEmpty ? "\(volumeID).bvmdk" : "\(label)_\(volumeID).bvmdk"
         return VolumeNamespacePaths(
-            regions: "\(folder)/\(volumeID).bmp", digests: "\(folder)/\(volumeID).bmpsha", data: "\(folder)/\(dataName)")
+            volumeLabel: label, regions: "\(folder)/\(volumeID).bmp", digests: "\(folder)/\(volumeID).bmpsha", data: "\(folder)/\(dataName)")
     }
 }

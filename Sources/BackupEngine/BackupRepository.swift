@@ -292,11 +292,15 @@ public struct BackupRepository: Sendable {
             throw .failed(path: partialFolder, "cannot encode the manifest: \(error)")
         }
         try DurableFile.write(Array(data), to: "\(partialFolder)/\(Self.manifestName)")
-        let folders = Set(
-            (manifest.files + manifest.volumes.flatMap { [$0.regionsFile, $0.dataFile] }).map {
-                "\(partialFolder)/" + ($0 as NSString).deletingLastPathComponent
-            })
-        for folder in folders.sorted(by: { $0.count > $1.count }) { try syncDirectory(folder) }
+        // Every folder the job created, deepest first, then the job folder: each new entry is durable.
+        var folders: Set<String> = []
+        for file in manifest.files + manifest.volumes.flatMap({ [$0.regionsFile, $0.digestsFile, $0.dataFile] }) {
+            var folder = (file as NSString).deletingLastPathComponent
+            while !folder.isEmpty, folders.insert(folder).inserted {
+                folder = (folder as NSString).deletingLastPathComponent
+            }
+        }
+        for folder in folders.sorted(by: { $0.count > $1.count }) { try syncDirectory("\(partialFolder)/\(folder)") }
         try syncDirectory(partialFolder)
         let finalPath = "\(directory)/\(manifest.jobID)"
         guard rename(partialFolder, finalPath) == 0 else { throw .io("rename to \(finalPath)", path: partialFolder, errno: errno) }

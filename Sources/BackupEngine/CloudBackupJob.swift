@@ -183,10 +183,9 @@ public enum CloudBackupJob {
                     results[done] = (result, seconds)
                 }
                 group.addTask {
-                    let clock = ContinuousClock.now
+                    let volumeStarted = Date()
                     let result = await workflow.backUp(volume: item.volume, serverID: item.server?.id, paths: item.paths)
-                    let elapsed = ContinuousClock.now - clock
-                    return (index, result, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+                    return (index, result, Date().timeIntervalSince(volumeStarted))
                 }
             }
             while let (done, result, seconds) = await group.next() {
@@ -413,8 +412,7 @@ struct CloudVolumeWorkflow: Sendable {
 
         // 4.–5. Scan into the sink.
         let scanRequest = VolumeScanRequest(
-            sourcePath: device, sourceDescription: "cinder:\(volume.id)", volumeID: volumeID,
-            volumeName: volume.name.map { PathSafeName.make($0, reservedBytes: volume.id.utf8.count + 7) } ?? "", paths: paths,
+            sourcePath: device, sourceDescription: "cinder:\(volume.id)", volumeID: volumeID, paths: paths,
             level: request.level, blockSize: request.blockSize, parallelism: request.parallelism, cinderSize: volume.size,
             serverID: serverID)
         do {

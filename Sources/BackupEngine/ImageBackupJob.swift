@@ -56,14 +56,15 @@ public enum ImageBackupJob {
     /// Takes one backup; the new map replaces the old one only after the job is stored.
     public static func backup(_ request: ImageBackupRequest, logger: Logger) throws(BlockDeltaError) -> ImageBackupOutcome {
         let volumeID = try VolumeID.validated(request.volumeID ?? derivedVolumeID(for: request.source))
-        let volumeName = PathSafeName.make(URL(fileURLWithPath: request.source).lastPathComponent, reservedBytes: volumeID.rawValue.utf8.count + 7)
         let state = try VolumeStateStore(directory: request.stateDirectory)
         let repository = try BackupRepository(directory: request.repositoryDirectory, create: true)
         let backupID = BackupID.generate()
         let started = Date()
         let scanRequest = VolumeScanRequest(
-            sourcePath: request.source, sourceDescription: request.source, volumeID: volumeID, volumeName: volumeName,
-            paths: BackupNamespace.volumeFiles(folder: BackupNamespace.images, volumeID: volumeID.rawValue, volumeName: volumeName),
+            sourcePath: request.source, sourceDescription: request.source, volumeID: volumeID,
+            paths: BackupNamespace.volumeFiles(
+                folder: BackupNamespace.images, volumeID: volumeID.rawValue,
+                volumeName: URL(fileURLWithPath: request.source).lastPathComponent),
             level: request.level, blockSize: request.blockSize, directIO: request.directIO, parallelism: request.parallelism)
         let sink = try DirectorySink(repository: repository, jobID: backupID)
         let scanned: ScannedVolume

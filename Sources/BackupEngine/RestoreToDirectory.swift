@@ -57,11 +57,17 @@ public enum RestoreToDirectory {
             restored.append(RestoredVolume(volumeID: record.volumeID, path: output, chainLength: chain.count, bytes: result.volumeSize))
         }
         let jobFolder = "\(repository.directory)/\(job.jobID)"
+        // Beside the images: the `.conf` in each restored volume's folder, and that folder's `.name`, which
+        // sits one level up as `<folder's uuid>_<name>.name`.
         let keptFolders = Set(wanted.map { ($0.dataFile as NSString).deletingLastPathComponent })
         for file in job.files {
             let folder = (file as NSString).deletingLastPathComponent
-            let isNameOfKept = file.hasSuffix(".name") && keptFolders.contains { $0.hasPrefix(folder + "/") && file.contains(($0 as NSString).lastPathComponent) }
-            guard keptFolders.contains(folder) || isNameOfKept else { continue }
+            let isConf = keptFolders.contains(folder)
+            let isName = file.hasSuffix(".name") && keptFolders.contains { kept in
+                (kept as NSString).deletingLastPathComponent == folder
+                    && (file as NSString).lastPathComponent.hasPrefix((kept as NSString).lastPathComponent + "_")
+            }
+            guard isConf || isName else { continue }
             let destination = "\(target)/\(file)"
             guard let bytes = FileManager.default.contents(atPath: "\(jobFolder)/\(file)") else {
                 throw .failed(path: "\(jobFolder)/\(file)", "cannot read the file")

@@ -11,8 +11,6 @@ public struct VolumeScanRequest: Sendable {
     public var sourceDescription: String
     /// The volume's id (keys its maps and its lock).
     public var volumeID: VolumeID
-    /// The volume's path-safe name ("" when it has none).
-    public var volumeName: String
     /// The namespace paths of its three files.
     public var paths: VolumeNamespacePaths
     /// The level asked for.
@@ -30,14 +28,13 @@ public struct VolumeScanRequest: Sendable {
 
     /// Creates a request.
     public init(
-        sourcePath: String, sourceDescription: String, volumeID: VolumeID, volumeName: String, paths: VolumeNamespacePaths,
+        sourcePath: String, sourceDescription: String, volumeID: VolumeID, paths: VolumeNamespacePaths,
         level: BackupLevel, blockSize: Int? = nil, directIO: Bool = false, parallelism: ParallelIOConfiguration = .init(),
         cinderSize: Int? = nil, serverID: String? = nil
     ) {
         self.sourcePath = sourcePath
         self.sourceDescription = sourceDescription
         self.volumeID = volumeID
-        self.volumeName = volumeName
         self.paths = paths
         self.level = level
         self.blockSize = blockSize
@@ -135,7 +132,7 @@ public enum VolumeScan {
                 backupID: "\(backupID)", parentID: plan.parentID.map { "\($0)" }, fullID: "\(descriptor.fullID)",
                 level: "\(plan.level)", fallbackReason: plan.fallbackReason,
                 createdAt: ISO8601DateFormatter().string(from: started), source: request.sourceDescription, volumeID: volumeID,
-                volumeName: request.volumeName, volumeSize: source.size, cinderSize: request.cinderSize,
+                volumeName: request.paths.volumeLabel, volumeSize: source.size, cinderSize: request.cinderSize,
                 serverID: request.serverID, blockSize: plan.blockSize, regionsFile: request.paths.regions,
                 digestsFile: request.paths.digests, dataFile: request.paths.data, regions: scan.summary.regionCount,
                 dataBlocks: scan.summary.dataBlocks, zeroBlocks: scan.summary.zeroBlocks, dataBytes: scan.summary.dataBytes)

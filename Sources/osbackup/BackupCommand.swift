@@ -72,9 +72,7 @@ struct BackupCommand: AsyncParsableCommand {
         }
         printError(SummaryTable.render(report))
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(report)
         } else {
             print(report.jobID)
         }

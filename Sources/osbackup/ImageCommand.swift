@@ -111,9 +111,7 @@ struct ImageCommand: ParsableCommand {
         func run() throws {
             let backups = try BackupRepository(directory: from, create: false).volumeBackups().map(\.record)
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(backups), as: UTF8.self))
+                try printJSON(backups)
                 return
             }
             for manifest in backups {

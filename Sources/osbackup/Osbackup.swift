@@ -65,6 +65,13 @@ enum ExitStatus {
     static let partial: Int32 = 3
 }
 
+/// Prints `value` as pretty JSON with sorted keys on standard output (the `--json` of every command).
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
 /// Writes a line to standard error.
 func printError(_ line: String) {
     FileHandle.standardError.write(Data((line + "\n").utf8))

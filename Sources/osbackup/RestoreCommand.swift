@@ -63,9 +63,7 @@ struct ListCommand: ParsableCommand {
         func run() throws {
             let jobs = try BackupRepository(directory: from, create: false).jobs()
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                print(String(decoding: try encoder.encode(jobs), as: UTF8.self))
+                try printJSON(jobs)
                 return
             }
             for job in jobs {

@@ -139,6 +139,10 @@ struct CloudBackupTests {
                 repository: BackupRepository(directory: repo, create: false), jobID: nil, servers: [], volumes: [],
                 target: "\(directory)/out", logger: testLogger)
             #expect(restored.count == 4)
+            let dbID = EmulatorSeed.serverID("db-1")
+            let servers = "\(directory)/out/@openstack/nova/server"
+            #expect(FileManager.default.fileExists(atPath: "\(servers)/\(dbID)/\(dbID).conf"))
+            #expect(FileManager.default.fileExists(atPath: "\(servers)/\(dbID)_db-1.name"))
             for volume in restored {
                 #expect(volume.path.hasSuffix("\(volume.volumeID).raw"))
                 #expect(volume.path.hasPrefix("\(directory)/out/@openstack/"))
