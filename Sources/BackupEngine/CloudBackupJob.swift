@@ -1,6 +1,6 @@
 public import BlockDelta
 public import Logging
-public import OpenStackClient
+import OpenStackClient
 
 import Foundation
 
@@ -141,7 +141,9 @@ public enum CloudBackupJob {
                 let confFile = BackupNamespace.serverConfFile(serverID: server.id)
                 try sink.writeFile(
                     confFile,
-                    contents: ServerConfiguration(server: server, volumes: target.volumes, attachments: target.attachments, savedAt: started).encoded())
+                    contents: ServerConfiguration(
+                        server: server, volumes: target.volumes, attachments: target.attachments, interfaces: target.interfaces,
+                        savedAt: started).encoded())
                 files += [nameFile, confFile]
                 if let flavor = server.flavor, let name = flavor.originalName ?? flavor.id {
                     let flavorFile = BackupNamespace.flavorFile(name: name)
@@ -172,9 +174,10 @@ public enum CloudBackupJob {
             throw BackupError.from(error, resource: "backup stream")
         }
 
-        let workflow = CloudVolumeWorkflow(
-            cloud: cloud, journal: journal, sweeper: sweeper, request: request, state: state, sink: sink,
-            gate: AttachGate(limit: request.parallel), jobID: jobID, logger: logger)
+        let attacher = ProxyAttacher(
+            cloud: cloud, journal: journal, sweeper: sweeper, gate: AttachGate(limit: request.parallel),
+            proxyServerID: request.proxyServerID, devices: request.devices, jobID: "\(jobID)")
+        let workflow = CloudVolumeWorkflow(attacher: attacher, request: request, state: state, sink: sink, jobID: jobID, logger: logger)
         let results = await withTaskGroup(of: (Int, Result<ScannedVolume, BackupError>, Double).self) { group in
             var results: [Int: (Result<ScannedVolume, BackupError>, Double)] = [:]
             // Up to `parallel` volume tasks; the attach gate narrows further when Nova says the proxy is full.
@@ -297,13 +300,10 @@ actor AttachGate {
 
 /// The per-volume steps of DESIGN §3 with their journal entries.
 struct CloudVolumeWorkflow: Sendable {
-    let cloud: CloudServices
-    let journal: ResourceJournal
-    let sweeper: ResourceSweeper
+    let attacher: ProxyAttacher
     let request: CloudBackupRequest
     let state: VolumeStateStore
     let sink: any BackupSink
-    let gate: AttachGate
     let jobID: BackupID
     let logger: Logger
 
@@ -320,25 +320,7 @@ struct CloudVolumeWorkflow: Sendable {
             result = .failure(BackupError.from(error, resource: "volume \(volume.name.map { "\($0) " } ?? "")(\(volume.id))"))
         }
         // Cleanup runs to its end even after a cancel: detach, delete the volume, delete the snapshot.
-        let journal = journal
-        let sweeper = sweeper
-        let jobID = "\(jobID)"
-        let keys = track.keys.withLock { $0 }
-        let entries = journal.pending.filter { keys.contains($0.key) }
-        let failures = await withoutCancellation {
-            var failures: [BackupError] = []
-            for (key, entry) in entries {
-                do {
-                    try await sweeper.undo(entry, jobID: jobID)
-                    try journal.remove(key)
-                } catch {
-                    failures.append(BackupError.from(error, resource: "\(entry.kind) \(entry.id ?? entry.name)"))
-                }
-            }
-            return failures
-        }
-        if track.holdsSlot.withLock({ $0 }) { await gate.release() }
-        for failure in failures {
+        for failure in await track.undo(with: attacher) {
             logger.warning("temporary resource not removed yet (retried at job end)", metadata: ["osb-error": "\(failure)"])
         }
         return result
@@ -347,6 +329,8 @@ struct CloudVolumeWorkflow: Sendable {
     private func steps(
         volume: Volume, volumeID: VolumeID, serverID: String?, paths: VolumeNamespacePaths, track: WorkflowTrack, logger: Logger
     ) async throws -> ScannedVolume {
+        let cloud = attacher.cloud
+        let journal = attacher.journal
         let storage = cloud.blockStorage
         let name = "\(TargetResolver.temporaryPrefix)\(jobID)-\(volume.id)"
         let baseTags = [CloudTags.job: "\(jobID)", CloudTags.proxy: request.proxyServerID, CloudTags.sourceVolume: volume.id]
@@ -376,39 +360,8 @@ struct CloudVolumeWorkflow: Sendable {
         _ = try await storage.waitForVolume(id: temporary.id, statuses: ["available"])
 
         // 3. Attach to the proxy, within the attach slots.
-        await gate.acquire()
-        track.holdsSlot.withLock { $0 = true }
-        let attachKey = try journal.record(
-            JournalEntry(
-                kind: .attachment, id: temporary.id, requestTag: volumeTag, name: name, sourceVolumeID: volume.id,
-                volumeID: temporary.id, serverID: request.proxyServerID))
-        track.keys.withLock { $0.append(attachKey) }
-        while true {
-            let refusal: OpenStackError
-            do {
-                _ = try await cloud.compute.attachVolume(serverID: request.proxyServerID, volumeID: temporary.id)
-                break
-            } catch {
-                guard error.status == 403, error.message.lowercased().contains("disk devices") else { throw error }
-                refusal = error
-            }
-            do {
-                track.holdsSlot.withLock { $0 = false }
-                await gate.release()
-                guard await gate.lowerAfterRefusal() else {
-                    throw BackupError(
-                        .busy, resource: "proxy server \(request.proxyServerID)",
-                        "Nova refuses another disk on the proxy and none of this job's volumes is attached: \(refusal.message)",
-                        hint: "detach volumes from the proxy or raise max_disk_devices; see docs/operations.md")
-                }
-                logger.notice("the proxy has no free disk slot: fewer volumes in parallel", metadata: ["osb-error": "\(refusal.message)"])
-                await gate.acquire()
-                track.holdsSlot.withLock { $0 = true }
-            }
-        }
-        _ = try await storage.waitForVolume(id: temporary.id, statuses: ["in-use"])
-        let device = try await request.devices.waitForDevice(volumeID: temporary.id)
-        logger.info("temporary volume attached", metadata: ["osb-device": "\(device)", "osb-temporary-volume": "\(temporary.id)"])
+        let device = try await attacher.attach(
+            volumeID: temporary.id, name: name, requestTag: volumeTag, sourceVolumeID: volume.id, track: track, logger: logger)
 
         // 4.–5. Scan into the sink.
         let scanRequest = VolumeScanRequest(
@@ -421,10 +374,4 @@ struct CloudVolumeWorkflow: Sendable {
             throw BackupError.engine(error, resource: "volume \(volume.id)")
         }
     }
-}
-
-/// What one volume's workflow has created so far: its journal keys and whether it holds an attach slot.
-final class WorkflowTrack: Sendable {
-    let keys = LockedValue<[UInt64]>([])
-    let holdsSlot = LockedValue(false)
 }

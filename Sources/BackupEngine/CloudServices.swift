@@ -1,4 +1,4 @@
-public import Logging
+import Logging
 public import OpenStackClient
 
 /// The cloud as a job sees it: the Keystone session and the Nova and Cinder clients, connected once.

@@ -13,6 +13,8 @@ public struct JournalEntry: Codable, Sendable, Hashable {
         case volume
         /// A temporary volume attached to the proxy server.
         case attachment
+        /// A server a restore creates, until it is `ACTIVE` and released to the operator.
+        case server
     }
 
     /// What the resource is.
@@ -21,9 +23,9 @@ public struct JournalEntry: Codable, Sendable, Hashable {
     public var id: String?
     /// The `osbackup_request` metadata value the create carries, to find a creation whose answer was lost.
     public var requestTag: String
-    /// Its name (`osbackup-…`).
+    /// Its name (`osbackup-…` for temporary resources; a restored volume's or server's final name).
     public var name: String
-    /// The operator's volume it was made for.
+    /// The operator's volume it was made for (for a server: its original server).
     public var sourceVolumeID: String
     /// For an attachment: the temporary volume's id.
     public var volumeID: String?

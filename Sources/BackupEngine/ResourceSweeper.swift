@@ -1,5 +1,5 @@
 public import Logging
-public import OpenStackClient
+import OpenStackClient
 
 /// Undoes temporary cloud resources: the entries of a journal (newest first), and tagged leftovers that no
 /// journal knows (a lost working dir).
@@ -48,18 +48,36 @@ public struct ResourceSweeper: Sendable {
             case .volume:
                 guard let volume = try await findVolume(entry) else { return }
                 guard volume.metadata?[CloudTags.job] == jobID else {
-                    throw OpenStackError.invalidResponse(
-                        service: "block-storage", operation: "sweep", status: nil, requestID: nil,
-                        "volume \(volume.id) is not tagged \(CloudTags.job)=\(jobID): left alone")
+                    // A restored volume released to the operator just before a crash: no longer ours.
+                    logger.notice(
+                        "volume no longer tagged for this job: left alone", metadata: ["osb-volume": "\(volume.id)", "osb-job": "\(jobID)"])
+                    return
                 }
                 var current = volume
                 if ["creating", "attaching", "reserved", "detaching", "downloading"].contains(current.status) {
                     current = try await storage.waitForVolume(id: volume.id, statuses: ["available", "in-use", "error"])
                 }
+                if let foreign = current.attachments.first(where: { $0.serverID != volume.metadata?[CloudTags.proxy] }) {
+                    // Attached to a server that is not the proxy (a restore's new server): never pulled from under it.
+                    logger.warning(
+                        "tagged volume attached to another server: left alone",
+                        metadata: ["osb-volume": "\(volume.id)", "osb-server": "\(foreign.serverID)", "osb-job": "\(jobID)"])
+                    return
+                }
                 for attachment in current.attachments { try await detachIfAttached(volumeID: volume.id, serverID: attachment.serverID) }
                 logger.info("deleting temporary volume", metadata: ["osb-volume": "\(volume.id)", "osb-job": "\(jobID)"])
                 try await ignoringNotFound { () async throws(OpenStackError) in try await storage.deleteVolume(id: volume.id) }
                 try await storage.waitForVolumeDeleted(id: volume.id)
+            case .server:
+                guard let id = entry.id,
+                    let server = try await optionalResource({ () async throws(OpenStackError) in try await cloud.compute.server(id: id) })
+                else { return }
+                guard server.metadata?[CloudTags.job] == jobID else {
+                    logger.notice("server no longer tagged for this job: left alone", metadata: ["osb-server": "\(id)", "osb-job": "\(jobID)"])
+                    return
+                }
+                logger.info("deleting the server of a failed restore", metadata: ["osb-server": "\(id)", "osb-job": "\(jobID)"])
+                try await cloud.compute.deleteServer(id: id)
             case .snapshot:
                 guard let snapshot = try await findSnapshot(entry) else { return }
                 guard snapshot.metadata?[CloudTags.job] == jobID else {
@@ -113,7 +131,7 @@ public struct ResourceSweeper: Sendable {
             volume = try await storage.waitForVolume(id: volumeID, statuses: ["available", "in-use", "error"])
         }
         guard volume.attachments.contains(where: { $0.serverID == serverID }) else { return }
-        logger.info("detaching temporary volume", metadata: ["osb-volume": "\(volumeID)", "osb-server": "\(serverID)"])
+        logger.info("detaching the volume from the proxy", metadata: ["osb-volume": "\(volumeID)", "osb-server": "\(serverID)"])
         try await ignoringNotFound { () async throws(OpenStackError) in
             try await cloud.compute.detachVolume(serverID: serverID, volumeID: volumeID)
         }

@@ -26,22 +26,13 @@ public enum RestoreToDirectory {
         repository: BackupRepository, jobID: BackupID?, servers: [String], volumes: [String], target: String,
         parallelism: ParallelIOConfiguration = .init(), logger: Logger
     ) throws(BlockDeltaError) -> [RestoredVolume] {
-        let job: BackupJobManifest
-        if let jobID { job = try repository.manifest(ofJob: jobID) } else { job = try repository.latestJob() }
-        let wanted = job.volumes.filter { record in
-            (servers.isEmpty && volumes.isEmpty) || volumes.contains(record.volumeID.lowercased())
-                || record.serverID.map { servers.contains($0.lowercased()) } == true
-        }
-        guard !wanted.isEmpty else {
-            throw .invalidArgument(
-                "job \(job.jobID) holds no volume of the servers or volumes selected", path: repository.directory,
-                hint: "list what it holds with `osbackup list jobs --from \(repository.directory) --json`")
-        }
+        let plan = try RestorePlan.make(repository: repository, jobID: jobID, servers: servers, volumes: volumes)
+        let job = plan.job
         var restored: [RestoredVolume] = []
-        for record in wanted {
-            guard let id = record.id else { throw .malformed(path: repository.directory, "backup id '\(record.backupID)' is not a UUID") }
-            let chain = try repository.chain(endingAt: id)
-            let folder = (record.dataFile as NSString).deletingLastPathComponent
+        for planned in plan.volumes {
+            let record = planned.record
+            let chain = planned.chain
+            let folder = planned.folder
             let dataName = (record.dataFile as NSString).lastPathComponent
             let rawName = String(dataName.dropLast(".bvmdk".count)) + ".raw"
             let outputFolder = "\(target)/\(folder)"
@@ -56,10 +47,10 @@ public enum RestoreToDirectory {
             let result = try ChainRestorer.restore(chain: chain.map(\.files), to: output, configuration: parallelism, logger: volumeLogger)
             restored.append(RestoredVolume(volumeID: record.volumeID, path: output, chainLength: chain.count, bytes: result.volumeSize))
         }
-        let jobFolder = "\(repository.directory)/\(job.jobID)"
+        let jobFolder = plan.jobFolder
         // Beside the images: the `.conf` in each restored volume's folder, and that folder's `.name`, which
         // sits one level up as `<folder's uuid>_<name>.name`.
-        let keptFolders = Set(wanted.map { ($0.dataFile as NSString).deletingLastPathComponent })
+        let keptFolders = Set(plan.volumes.map(\.folder))
         for file in job.files {
             let folder = (file as NSString).deletingLastPathComponent
             let isConf = keptFolders.contains(folder)

@@ -56,6 +56,9 @@ public struct ServerConfiguration: Codable, Sendable, Hashable {
         public var securityGroups: [String]
         /// Its addresses by network (fixed IPs, MACs) as Nova lists them.
         public var addresses: [String: JSONValue]
+        /// Its ports by network id (`os-interface`), which a restore attaches the new server to; nil in
+        /// files written before they were saved, or when Nova could not list them.
+        public var interfaces: [ServerInterface]?
     }
 
     /// The format name.
@@ -70,12 +73,12 @@ public struct ServerConfiguration: Codable, Sendable, Hashable {
     public var savedAt: String
 
     /// The configuration of a server and its saved volumes.
-    public init(server: Server, volumes: [Volume], attachments: [VolumeAttachment], savedAt: Date) {
+    public init(server: Server, volumes: [Volume], attachments: [VolumeAttachment], interfaces: [ServerInterface]? = nil, savedAt: Date) {
         self.server = ServerInfo(
             id: server.id, name: server.name, projectID: server.projectID, status: server.status,
             availabilityZone: server.availabilityZone, flavor: server.flavor, imageID: server.imageID, keyName: server.keyName,
             metadata: server.metadata ?? [:], tags: server.tags ?? [], securityGroups: server.securityGroups ?? [],
-            addresses: server.addresses ?? [:])
+            addresses: server.addresses ?? [:], interfaces: interfaces)
         let isBootFromVolume = (server.imageID ?? "").isEmpty
         let devices = Dictionary(attachments.map { ($0.volumeID.lowercased(), $0.device) }, uniquingKeysWith: { first, _ in first })
         let rootDevice = devices.values.compactMap { $0 }.sorted().first

@@ -79,6 +79,8 @@ public struct ServerTarget: Sendable {
     public var volumes: [Volume]
     /// Its attachments as Nova lists them.
     public var attachments: [VolumeAttachment]
+    /// Its network interfaces (nil when Nova could not list them: the restore then needs `--network`).
+    public var interfaces: [ServerInterface]?
 }
 
 /// Something that was deliberately not saved, and why.
@@ -148,6 +150,13 @@ public enum TargetResolver {
                             reason: "image-backed (ephemeral) root disk of image \(image): not a Cinder volume, not saved; its Cinder volumes are"))
                 }
                 let attachments = try await cloud.compute.volumeAttachments(serverID: server.id)
+                var interfaces: [ServerInterface]?
+                do {
+                    interfaces = try await cloud.compute.interfaces(serverID: server.id)
+                } catch {
+                    // Without Neutron behind Nova the ports cannot be listed; the backup goes on without them.
+                    if error.isCancellation { throw error }
+                }
                 var saved: [Volume] = []
                 for attached in server.attachedVolumes {
                     let id = attached.id.lowercased()
@@ -161,7 +170,7 @@ public enum TargetResolver {
                 if saved.isEmpty && (server.imageID ?? "").isEmpty {
                     skipped.append(SkippedTarget(target: "server \(server.name) (\(server.id))", reason: "no Cinder volume attached"))
                 }
-                targets.append(ServerTarget(server: server, volumes: saved, attachments: attachments))
+                targets.append(ServerTarget(server: server, volumes: saved, attachments: attachments, interfaces: interfaces))
             }
 
             var unattached: [Volume] = []
@@ -189,4 +198,8 @@ public enum CloudTags {
     public static let sourceVolume = "osbackup_source_volume"
     /// The request tag of the create (the client's idempotency key).
     public static let request = "osbackup_request"
+    /// On a restored volume: the volume it was backed up from (kept: provenance for the operator).
+    public static let restoredFrom = "osbackup_restored_from"
+    /// On a restored volume: the volume backup it was restored from.
+    public static let restoredBackup = "osbackup_restored_backup"
 }

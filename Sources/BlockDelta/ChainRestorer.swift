@@ -105,22 +105,7 @@ public enum ChainRestorer {
         let volumeSize = readers.last!.descriptor.geometry.volumeSize
         let existing = try? OpenFile.openForReading(target)
         if let existing, try existing.isBlockDevice() {
-            let size = try existing.size()
-            guard size >= volumeSize else {
-                throw .targetTooSmall(path: target, targetSize: size, volumeSize: volumeSize)
-            }
-            logger.info("verifying the chain before writing to the device", metadata: ["osb-target": "\(target)"])
-            _ = try check(readers, configuration: configuration)
-            let device = try OpenFile.openForWriting(target, create: false)
-            var result = ChainApplyResult()
-            for reader in readers {
-                try apply(
-                    reader, to: RestoreTarget(file: device, isBlockDevice: true), skipZeroRegions: false,
-                    configuration: configuration, result: &result)
-            }
-            try device.sync()
-            try device.close()
-            return result
+            return try overwrite(readers, target: target, configuration: configuration, logger: logger)
         }
         if let existing {
             _ = try existing.size()  // refuses a directory or anything else that is not a file or device
@@ -143,6 +128,47 @@ public enum ChainRestorer {
         } catch {
             try? file.close()
             unlink(partial)
+            throw error
+        }
+    }
+
+    /// Restores the chain in place onto an existing block device or file that already holds a volume
+    /// of at least the chain's size (a Cinder volume attached to the proxy, which may show up as a link
+    /// to a file): the whole chain is verified before the first byte is overwritten, then every block of
+    /// the volume is written, zero regions included (the target's old contents are never trusted), and
+    /// the target is synced. Bytes past the chain's volume size are left as they are.
+    public static func overwrite(
+        chain: [VolumeBackupFiles], target: String, configuration: ParallelIOConfiguration = .init(), logger: Logger
+    ) throws(BlockDeltaError) -> ChainApplyResult {
+        try overwrite(open(chain: chain), target: target, configuration: configuration, logger: logger)
+    }
+
+    private static func overwrite(
+        _ readers: [VolumeBackupReader], target: String, configuration: ParallelIOConfiguration, logger: Logger
+    ) throws(BlockDeltaError) -> ChainApplyResult {
+        let volumeSize = readers.last!.descriptor.geometry.volumeSize
+        let existing = try OpenFile.openForReading(target)
+        let isBlockDevice = try existing.isBlockDevice()
+        let size = try existing.size()
+        try existing.close()
+        guard size >= volumeSize else {
+            throw .targetTooSmall(path: target, targetSize: size, volumeSize: volumeSize)
+        }
+        logger.info("verifying the chain before overwriting the target", metadata: ["osb-target": "\(target)"])
+        _ = try check(readers, configuration: configuration)
+        let output = try OpenFile.openForWriting(target, create: false)
+        do throws(BlockDeltaError) {
+            var result = ChainApplyResult()
+            for reader in readers {
+                try apply(
+                    reader, to: RestoreTarget(file: output, isBlockDevice: isBlockDevice), skipZeroRegions: false,
+                    configuration: configuration, result: &result)
+            }
+            try output.sync()
+            try output.close()
+            return result
+        } catch {
+            try? output.close()
             throw error
         }
     }

@@ -70,6 +70,8 @@ struct NetworkRecord: Codable, Sendable {
 
 /// A server's port on a network.
 struct PortRecord: Codable, Sendable {
+    /// The port id (absent in state files written before ports had one).
+    var id: String?
     var networkID: String
     var address: String
     var mac: String

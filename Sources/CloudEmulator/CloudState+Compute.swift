@@ -80,6 +80,26 @@ extension CloudState {
                 }
                 return EmulatorResponse(status: 200, json: .object([("flavor", flavorJSON(flavor, call))]))
         }
+        if let captures = match("PUT", "servers/*/metadata") {
+            let index = try serverIndex(captures[0], call)
+            guard let metadata = call.request.jsonBody()?["metadata"]?.stringMap else {
+                throw ServiceRejection(400, "Invalid input for field/attribute metadata.")
+            }
+            records.servers[index].metadata = metadata
+            records.servers[index].updatedAt = Date()
+            return EmulatorResponse(status: 200, json: .object([("metadata", .stringMap(metadata))]))
+        }
+        if let captures = match("GET", "servers/*/os-interface") {
+            let server = records.servers[try serverIndex(captures[0], call)]
+            let interfaces: [JSON] = server.ports.map { port in
+                .object([
+                    ("port_id", .string(port.id ?? "port-\(port.mac)")), ("net_id", .string(port.networkID)),
+                    ("mac_addr", .string(port.mac)), ("port_state", .string("ACTIVE")),
+                    ("fixed_ips", .array([.object([("ip_address", .string(port.address)), ("subnet_id", .string("subnet-\(port.networkID)"))])])),
+                ])
+            }
+            return EmulatorResponse(status: 200, json: .object([("interfaceAttachments", .array(interfaces))]))
+        }
         if let captures = match("GET", "servers/*/os-volume_attachments") {
             let id = captures[0]
             return try listAttachments(id, call)

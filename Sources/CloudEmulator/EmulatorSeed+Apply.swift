@@ -106,7 +106,7 @@ extension EmulatorSeed {
         let networkNumber = (records.networks.firstIndex { $0.id == network.id } ?? 0) + 1
         let host = count + 10
         return PortRecord(
-            networkID: network.id, address: "10.\(networkNumber).\(host / 250).\(host % 250 + 2)",
+            id: Identifiers.uuid(), networkID: network.id, address: "10.\(networkNumber).\(host / 250).\(host % 250 + 2)",
             mac: String(format: "fa:16:3e:%02x:%02x:%02x", networkNumber, host / 256, host % 256))
     }
 

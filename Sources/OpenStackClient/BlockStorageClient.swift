@@ -90,6 +90,17 @@ public struct BlockStorageClient: Sendable {
         _ = try await client.call("POST", "/volumes/\(id)/metadata", body: ["metadata": metadata], expect: [200], isIdempotent: true)
     }
 
+    /// Replaces all the metadata of a volume (keys not given are removed).
+    public func replaceVolumeMetadata(id: String, _ metadata: [String: String]) async throws(OpenStackError) {
+        _ = try await client.call("PUT", "/volumes/\(id)/metadata", body: ["metadata": metadata], expect: [200], isIdempotent: true)
+    }
+
+    /// Marks a volume bootable or not (`os-set_bootable`).
+    public func setBootable(id: String, _ bootable: Bool) async throws(OpenStackError) {
+        _ = try await client.call(
+            "POST", "/volumes/\(id)/action", body: ["os-set_bootable": ["bootable": bootable]], expect: [200, 202], isIdempotent: true)
+    }
+
     /// Waits for a volume to reach one of `statuses`; fails at once on an error status.
     public func waitForVolume(id: String, statuses: Set<String>) async throws(OpenStackError) -> Volume {
         let volume = try await StatusWaiter.wait(

@@ -54,6 +54,17 @@ public struct CloudConfiguration: Sendable {
     }
 }
 
+extension CloudConfiguration {
+    /// The same cloud with the token scoped to project `id`, or nil for an application credential, whose
+    /// project is fixed (Keystone refuses to re-scope it).
+    public func scoped(toProjectID id: String) -> CloudConfiguration? {
+        guard case .password(let user, let password, _) = credentials else { return nil }
+        var scoped = self
+        scoped.credentials = .password(user: user, password: password, project: ProjectReference(id: id))
+        return scoped
+    }
+}
+
 /// How the client proves who it is to Keystone.
 public enum Credentials: Sendable, CustomStringConvertible {
     /// A user's password, with a project to scope the token to (nil: the user's default project).

@@ -63,6 +63,48 @@ public struct ComputeClient: Sendable {
         return try client.decode(Flavor.self, key: "flavor", from: response, operation: "GET /flavors/\(id)")
     }
 
+    /// Every flavor the caller may use, with details.
+    public func flavors() async throws(OpenStackError) -> [Flavor] {
+        try await client.collect(Flavor.self, key: "flavors", path: "/flavors/detail")
+    }
+
+    /// The network interfaces (ports) of a server (`os-interface`): networks, MACs and fixed IPs by id,
+    /// which `addresses` (keyed by network name) does not give.
+    public func interfaces(serverID: String) async throws(OpenStackError) -> [ServerInterface] {
+        let path = "/servers/\(serverID)/os-interface"
+        let response = try await client.call("GET", path, expect: [200])
+        return try client.decode([ServerInterface].self, key: "interfaceAttachments", from: response, operation: "GET \(path)")
+    }
+
+    /// Waits for a server to reach one of `statuses`; fails at once on `ERROR`.
+    public func waitForServer(id: String, statuses: Set<String>, policy: StatusWaitPolicy = .init()) async throws(OpenStackError) -> Server {
+        let server = try await StatusWaiter.wait(
+            for: "server \(id)", service: "compute", wanted: statuses, failing: ["ERROR"], policy: policy
+        ) { () async throws(OpenStackError) -> (Server, String)? in
+            let server = try await optionalResource { () async throws(OpenStackError) in try await self.server(id: id) }
+            return server.map { ($0, $0.status) }
+        }
+        return server!
+    }
+
+    /// Replaces all the metadata of a server (keys not given are removed).
+    public func replaceServerMetadata(id: String, _ metadata: [String: String]) async throws(OpenStackError) {
+        _ = try await client.call("PUT", "/servers/\(id)/metadata", body: ["metadata": metadata], expect: [200], isIdempotent: true)
+    }
+
+    /// Deletes a server and waits until it is gone (its volumes are released).
+    public func deleteServer(id: String, policy: StatusWaitPolicy = .init()) async throws(OpenStackError) {
+        guard try await optionalResource({ () async throws(OpenStackError) in
+            try await client.call("DELETE", "/servers/\(id)", expect: [202, 204])
+        }) != nil else { return }
+        _ = try await StatusWaiter.wait(
+            for: "server \(id)", service: "compute", wanted: [], failing: [], wantsGone: true, policy: policy
+        ) { () async throws(OpenStackError) -> (Server, String)? in
+            let server = try await optionalResource { () async throws(OpenStackError) in try await self.server(id: id) }
+            return server.map { ($0, $0.status) }
+        }
+    }
+
     /// Boots a server from volumes (a restore); returns its id. The server then goes `BUILD` → `ACTIVE`.
     public func createServer(_ request: ServerCreateRequest) async throws(OpenStackError) -> String {
         let response = try await client.call("POST", "/servers", body: request.body, expect: [202])

@@ -171,6 +171,46 @@ public struct Flavor: Sendable, Hashable, Codable {
     }
 }
 
+/// A network interface of a server as Nova reports it (`os-interface`).
+public struct ServerInterface: Sendable, Hashable, Codable {
+    /// A fixed IP of the port.
+    public struct FixedIP: Sendable, Hashable, Codable {
+        /// The address.
+        public var ipAddress: String
+        /// Its subnet.
+        public var subnetID: String?
+
+        enum CodingKeys: String, CodingKey {
+            case ipAddress = "ip_address"
+            case subnetID = "subnet_id"
+        }
+    }
+
+    /// The Neutron port id.
+    public var portID: String
+    /// The network id.
+    public var networkID: String
+    /// The MAC address.
+    public var macAddress: String?
+    /// The fixed IPs.
+    public var fixedIPs: [FixedIP]?
+
+    /// Creates an interface.
+    public init(portID: String, networkID: String, macAddress: String?, fixedIPs: [FixedIP]?) {
+        self.portID = portID
+        self.networkID = networkID
+        self.macAddress = macAddress
+        self.fixedIPs = fixedIPs
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case portID = "port_id"
+        case networkID = "net_id"
+        case macAddress = "mac_addr"
+        case fixedIPs = "fixed_ips"
+    }
+}
+
 /// A volume attachment as Nova reports it (`os-volume_attachments`).
 public struct VolumeAttachment: Sendable, Hashable, Codable {
     /// The volume id.

@@ -44,11 +44,13 @@ struct ProxyOptions: ParsableArguments {
     }
 }
 
-/// Runs `body` with a connected cloud; the transport is shut down on every path.
+/// Runs `body` with a connected cloud; the transport is shut down on every path. `configure` may change the
+/// configuration loaded (a restore scopes it to another project).
 func withCloud<Result: Sendable>(
-    _ options: CloudOptions, logger: Logger, _ body: @Sendable (CloudConfiguration, CloudServices, OpenStackTransport) async throws -> Result
+    _ options: CloudOptions, logger: Logger, configure: (CloudConfiguration) throws -> CloudConfiguration = { $0 },
+    _ body: @Sendable (CloudConfiguration, CloudServices, OpenStackTransport) async throws -> Result
 ) async throws -> Result {
-    let configuration = try options.load()
+    let configuration = try configure(try options.load())
     return try await OpenStackTransport.withTransport(
         caCertificatePath: configuration.caCertificatePath, verifyTLS: configuration.verifyTLS
     ) { transport in
