@@ -161,33 +161,3 @@ struct RestoreCommand: AsyncParsableCommand {
         return projects.first
     }
 }
-
-/// `osbackup list jobs`: the jobs of a repository.
-struct ListCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "list", abstract: "List what a repository holds.", subcommands: [Jobs.self])
-
-    struct Jobs: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "The jobs of a repository, oldest first, with their volumes.")
-
-        @Option(help: "Repository folder.")
-        var from: String
-
-        @Flag(help: "Print the manifests as JSON.")
-        var json = false
-
-        func run() throws {
-            let jobs = try BackupRepository(directory: from, create: false).jobs()
-            if json {
-                try printJSON(jobs)
-                return
-            }
-            for job in jobs {
-                print("\(job.jobID)  \(job.kind)  \(job.createdAt)  \(job.volumes.count) volumes")
-                for volume in job.volumes {
-                    print("    \(volume.volumeID)  \(volume.level)  \(volume.dataBytes) bytes  server \(volume.serverID ?? "-")  \(volume.dataFile)")
-                }
-            }
-        }
-    }
-}
