@@ -60,17 +60,21 @@ let cloudSeed = """
 
 /// Runs `body` with the emulator up, a connected admin client and a state/repository folder.
 func withCloudJob(
+    seed seedText: String = cloudSeed, faults: FaultPlan = FaultPlan(), transitionDelay: TimeInterval = 0.02,
+    waitTimeout: Duration = .seconds(30), retryPolicy: RetryPolicy = .init(), emulatorLog: CapturingLogHandler? = nil,
     _ body: (RunningEmulator, CloudServices, String) async throws -> Void
 ) async throws {
     try await withTemporaryDirectory { directory in
         let configuration = EmulatorConfiguration(
-            stateDirectory: "\(directory)/cloud", transitionDelay: 0.02, sizeUnit: .mebibyte, usesLoopDevices: false)
-        let seed = try EmulatorSeed.parse(yaml: cloudSeed)
+            stateDirectory: "\(directory)/cloud", transitionDelay: transitionDelay, sizeUnit: .mebibyte, usesLoopDevices: false,
+            faults: faults)
+        let seed = try EmulatorSeed.parse(yaml: seedText)
         var quiet = Logger(label: "osbackup.cloud.test")
         quiet.logLevel = .warning
-        try await withRunningEmulator(configuration: configuration, seed: seed, logger: quiet) { running in
-            try await OpenStackTransport.withTransport { transport in
-                let services = try await connectAdmin(running, transport: transport, logger: quiet)
+        let emulatorLogger = emulatorLog.map { capture in Logger(label: "osbackup.emulator.test") { _ in ForwardingLogHandler(capture: capture) } } ?? quiet
+        try await withRunningEmulator(configuration: configuration, seed: seed, logger: emulatorLogger) { running in
+            try await OpenStackTransport.withTransport(retryPolicy: retryPolicy) { transport in
+                let services = try await connectAdmin(running, transport: transport, waitTimeout: waitTimeout, logger: quiet)
                 try await body(running, services, directory)
             }
         }
@@ -88,10 +92,13 @@ func expectNoDebris(_ running: RunningEmulator, sourceLocation: SourceLocation =
     #expect(proxyAttachments.isEmpty, "left attached to the proxy: \(proxyAttachments)", sourceLocation: sourceLocation)
 }
 
-func request(_ directory: String, _ running: RunningEmulator, level: BackupLevel, selection: TargetSelection = .init(unattachedVolumes: true, allProjects: true), parallel: Int = 4) -> CloudBackupRequest {
+func request(
+    _ directory: String, _ running: RunningEmulator, level: BackupLevel, selection: TargetSelection = .init(unattachedVolumes: true, allProjects: true),
+    parallel: Int = 4, deviceTimeout: Duration = .seconds(10)
+) -> CloudBackupRequest {
     CloudBackupRequest(
         selection: selection, level: level, stateDirectory: "\(directory)/state", proxyServerID: EmulatorSeed.serverID("backup-proxy"),
-        devices: DeviceLocator(deviceDirectory: running.deviceDirectory, timeout: .seconds(10)), parallel: parallel,
+        devices: DeviceLocator(deviceDirectory: running.deviceDirectory, timeout: deviceTimeout), parallel: parallel,
         parallelism: ParallelIOConfiguration(chunkSize: 1 << 20, workerCount: 1))
 }
 
@@ -103,7 +110,8 @@ func runJob(_ request: CloudBackupRequest, _ cloud: CloudServices, repository: S
 
 /// The seed's admin connected to the emulator, scoped to the `admin` project or to `projectID`.
 func connectAdmin(
-    _ running: RunningEmulator, transport: OpenStackTransport, projectID: String? = nil, logger: Logger
+    _ running: RunningEmulator, transport: OpenStackTransport, projectID: String? = nil, waitTimeout: Duration = .seconds(30),
+    logger: Logger
 ) async throws -> CloudServices {
     let cloud = CloudConfiguration(
         authURL: running.authURL,
@@ -114,5 +122,24 @@ func connectAdmin(
     let scoped = try #require(projectID.map { cloud.scoped(toProjectID: $0) } ?? cloud)
     let session = KeystoneSession(configuration: scoped, transport: transport, logger: logger)
     return try await CloudServices.connect(
-        session: session, waitPolicy: StatusWaitPolicy(timeout: .seconds(30), initialInterval: .milliseconds(20)))
+        session: session, waitPolicy: StatusWaitPolicy(timeout: waitTimeout, initialInterval: .milliseconds(20)))
+}
+
+/// A value-semantic handler in front of a shared capture: the emulator lowers its HTTP server's copy of the
+/// logger to `critical`, which on the capture itself (a class) would silence every copy.
+private struct ForwardingLogHandler: LogHandler {
+    let capture: CapturingLogHandler
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var event = event
+        event.metadata = metadata.merging(event.metadata ?? [:]) { $1 }
+        capture.log(event: event)
+    }
 }

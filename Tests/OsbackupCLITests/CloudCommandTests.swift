@@ -1,0 +1,167 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `osbackup backup`, `cleanup` and `restore` as an operator runs them, against `osbackup emulator serve`.
+@Suite("Cloud commands against the emulator process")
+struct CloudCommandTests {
+    static let seedYAML = """
+        projects:
+          - name: admin
+        users:
+          - name: admin
+            password: admin-secret
+            roles: {admin: [admin]}
+            default_project: admin
+            clouds_yaml: true
+        flavors:
+          - {name: m1.small, vcpus: 1, ram: 2048, disk: 20}
+        servers:
+          - name: backup-proxy
+            project: admin
+            flavor: m1.small
+            proxy: true
+            volumes:
+              - {name: proxy-root, size: 4}
+          - name: app-1
+            project: admin
+            flavor: m1.small
+            volumes:
+              - name: app-1-root
+                size: 16
+                content: [{random: 8M, seed: 3}]
+              - name: app-1-data
+                size: 16
+                content: [{random: 8M, seed: 4}]
+        """
+
+    /// An emulator with slow transitions, its clouds.yaml, and the environment that points osbackup at it.
+    private func withServe(_ body: (EmulatorProcess, String, [String: String]) async throws -> Void) async throws {
+        try await withTemporaryDirectory { directory in
+            try Self.seedYAML.write(toFile: directory + "/seed.yaml", atomically: true, encoding: .utf8)
+            let serve = try await EmulatorProcess([
+                "--state", directory + "/cloud", "--seed", directory + "/seed.yaml", "--size-unit", "mib", "--transition-delay", "0.4",
+                "--clouds-yaml", directory + "/clouds.yaml",
+            ])
+            defer { serve.stop() }
+            let environment = ["OS_CLIENT_CONFIG_FILE": directory + "/clouds.yaml", "OS_CLOUD": "emulator", "OSBACKUP_LOG_LEVEL": "notice"]
+            try await body(serve, directory, environment)
+        }
+    }
+
+    /// The emulator's inventory as JSON.
+    private func inventory(_ directory: String) throws -> [String: Any] {
+        let result = try osbackupArray(["emulator", "inventory", "--state", directory + "/cloud", "--json"])
+        try #require(result.status == 0, "\(result.stderr)")
+        return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+    }
+
+    /// osbackup's resources still in the cloud: snapshots, tagged volumes, attachments to the proxy other than its root.
+    private func debris(_ directory: String) throws -> [String] {
+        let inventory = try inventory(directory)
+        var found: [String] = []
+        for snapshot in inventory["snapshots"] as? [[String: Any]] ?? [] { found.append("snapshot \(snapshot["id"] ?? "")") }
+        for volume in inventory["volumes"] as? [[String: Any]] ?? [] {
+            let metadata = volume["metadata"] as? [String: String] ?? [:]
+            if metadata["osbackup_job"] != nil { found.append("volume \(volume["name"] ?? "")") }
+        }
+        for attachment in inventory["attachments"] as? [[String: Any]] ?? [] {
+            if attachment["serverName"] as? String == "backup-proxy", attachment["device"] as? String != "/dev/vda" {
+                found.append("attachment of \(attachment["volumeID"] ?? "")")
+            }
+        }
+        return found
+    }
+
+    /// Starts `osbackup backup` in the background.
+    private func startBackup(_ directory: String, _ environment: [String: String]) throws -> Process {
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("osbackup")
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["backup", "--to", directory + "/repo", "--state", directory + "/state", "--level", "full", "--parallel", "1"]
+        process.environment = environment.merging(["PATH": "/usr/bin:/bin"]) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// Polls until the job has created a temporary volume (snapshot done, volume on its way).
+    private func waitForTemporaryVolume(_ directory: String) async throws {
+        for _ in 0..<200 {
+            let volumes = try inventory(directory)["volumes"] as? [[String: Any]] ?? []
+            if volumes.contains(where: { ($0["name"] as? String ?? "").hasPrefix("osbackup-") }) { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Issue.record("the backup never created a temporary volume")
+    }
+
+    @Test("SIGKILL mid-job leaves a snapshot and a volume; `cleanup --dry-run` lists them, `cleanup` removes them, the next backup succeeds")
+    func killThenCleanup() async throws {
+        try await withServe { _, directory, environment in
+            let backup = try startBackup(directory, environment)
+            try await waitForTemporaryVolume(directory)
+            kill(backup.processIdentifier, SIGKILL)
+            backup.waitUntilExit()
+            #expect(backup.terminationReason == .uncaughtSignal)
+            let left = try debris(directory)
+            #expect(left.contains { $0.hasPrefix("snapshot") }, "\(left)")
+
+            let arguments = ["cleanup", "--state", directory + "/state"]
+            let dry = try osbackupArray(arguments + ["--dry-run"], environment: environment)
+            #expect(dry.status == 0, "\(dry.stderr)")
+            #expect(try debris(directory).count == left.count, "a dry run removes nothing")
+            #expect((dry.stdout + dry.stderr).contains("snapshot"), "\(dry.stdout)\(dry.stderr)")
+
+            let cleanup = try osbackupArray(arguments, environment: environment)
+            #expect(cleanup.status == 0, "\(cleanup.stderr)")
+            let remaining = try debris(directory)
+            #expect(remaining.isEmpty, "\(remaining)")
+
+            let next = try osbackupArray(
+                ["backup", "--to", directory + "/repo", "--state", directory + "/state", "--level", "full"], environment: environment)
+            #expect(next.status == 0, "\(next.stderr)")
+            #expect(UUID(uuidString: next.lastLine) != nil, "the job id is the last line: \(next.stdout)")
+            #expect(try debris(directory).isEmpty)
+        }
+    }
+
+    @Test("SIGTERM mid-job: exit 1, the job removes its own temporary resources before it exits")
+    func terminateCleansUp() async throws {
+        try await withServe { _, directory, environment in
+            let backup = try startBackup(directory, environment)
+            try await waitForTemporaryVolume(directory)
+            kill(backup.processIdentifier, SIGTERM)
+            backup.waitUntilExit()
+            #expect(backup.terminationReason == .exit && backup.terminationStatus == 1)
+            let remaining = try debris(directory)
+            #expect(remaining.isEmpty, "\(remaining)")
+        }
+    }
+
+    @Test("wrong credentials and a missing proxy identity: exit 2 or 1 with the cause named, no secret printed, nothing created")
+    func badConfiguration() async throws {
+        try await withServe { _, directory, environment in
+            let clouds = try String(contentsOfFile: directory + "/clouds.yaml", encoding: .utf8)
+            let wrong = clouds.replacingOccurrences(of: "admin-secret", with: "not-the-password")
+            #expect(wrong != clouds)
+            try wrong.write(toFile: directory + "/wrong.yaml", atomically: true, encoding: .utf8)
+            var wrongEnvironment = environment
+            wrongEnvironment["OS_CLIENT_CONFIG_FILE"] = directory + "/wrong.yaml"
+            let denied = try osbackupArray(["backup", "--to", directory + "/repo", "--state", directory + "/state"], environment: wrongEnvironment)
+            #expect(denied.status != 0)
+            #expect(denied.stderr.contains("401") || denied.stderr.lowercased().contains("authentic"), "\(denied.stderr)")
+            #expect(!denied.stderr.contains("not-the-password") && !denied.stdout.contains("not-the-password"))
+
+            let anonymous = clouds.split(separator: "\n").filter { !$0.contains("osbackup_proxy_server") }.joined(separator: "\n")
+            try anonymous.write(toFile: directory + "/anonymous.yaml", atomically: true, encoding: .utf8)
+            var anonymousEnvironment = environment
+            anonymousEnvironment["OS_CLIENT_CONFIG_FILE"] = directory + "/anonymous.yaml"
+            anonymousEnvironment["OSBACKUP_METADATA_URL"] = "http://127.0.0.1:9/openstack/latest/meta_data.json"
+            let noProxy = try osbackupArray(["backup", "--to", directory + "/repo", "--state", directory + "/state"], environment: anonymousEnvironment)
+            #expect(noProxy.status == 2, "\(noProxy.stderr)")
+            #expect(noProxy.stderr.contains("--proxy-server"), "\(noProxy.stderr)")
+            #expect(try debris(directory).isEmpty)
+        }
+    }
+}
