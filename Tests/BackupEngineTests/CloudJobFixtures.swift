@@ -60,13 +60,13 @@ let cloudSeed = """
 
 /// Runs `body` with the emulator up, a connected admin client and a state/repository folder.
 func withCloudJob(
-    seed seedText: String = cloudSeed, faults: FaultPlan = FaultPlan(), transitionDelay: TimeInterval = 0.02,
+    seed seedText: String = cloudSeed, faults: FaultPlan = FaultPlan(), transitionDelay: TimeInterval = 0.02, usesLoopDevices: Bool = false,
     waitTimeout: Duration = .seconds(30), retryPolicy: RetryPolicy = .init(), emulatorLog: CapturingLogHandler? = nil,
     _ body: (RunningEmulator, CloudServices, String) async throws -> Void
 ) async throws {
     try await withTemporaryDirectory { directory in
         let configuration = EmulatorConfiguration(
-            stateDirectory: "\(directory)/cloud", transitionDelay: transitionDelay, sizeUnit: .mebibyte, usesLoopDevices: false,
+            stateDirectory: "\(directory)/cloud", transitionDelay: transitionDelay, sizeUnit: .mebibyte, usesLoopDevices: usesLoopDevices,
             faults: faults)
         let seed = try EmulatorSeed.parse(yaml: seedText)
         var quiet = Logger(label: "osbackup.cloud.test")

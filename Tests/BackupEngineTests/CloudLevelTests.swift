@@ -1,0 +1,77 @@
+import BackupEngine
+import BlockDelta
+import CloudEmulator
+import Foundation
+import Testing
+import TestSupport
+
+/// Writes `text` into a volume of the emulator at `offset`.
+private func change(_ running: RunningEmulator, volume name: String, at offset: UInt64, _ text: String) throws {
+    let handle = try #require(FileHandle(forWritingAtPath: running.volumeFile(volumeID: EmulatorSeed.volumeID(name))))
+    try handle.seek(toOffset: offset)
+    try handle.write(contentsOf: Data(text.utf8))
+    try handle.close()
+}
+
+@Suite("Cloud backup levels and real block devices")
+struct CloudLevelTests {
+    @Test("Differentials build on the Full: each stores every change since it, and restores byte-exact from a chain of two")
+    func differential() async throws {
+        try await withCloudJob { running, cloud, directory in
+            let repo = "\(directory)/repo"
+            let selection = TargetSelection(servers: [.name("db-1")], allProjects: true)
+            let full = try await runJob(request(directory, running, level: .full, selection: selection), cloud, repository: repo)
+            try change(running, volume: "db-1-root", at: 1 << 20, "first change")
+            let first = try await runJob(request(directory, running, level: .differential, selection: selection), cloud, repository: repo)
+            try change(running, volume: "db-1-root", at: 3 << 20, "second change")
+            let second = try await runJob(request(directory, running, level: .differential, selection: selection), cloud, repository: repo)
+            #expect(first.volumes.map(\.level) == ["differential"] && second.volumes.map(\.level) == ["differential"])
+            #expect(first.volumes[0].bytesStored == 65536)
+            #expect(second.volumes[0].bytesStored == 2 * 65536, "both changes since the Full")
+            let repository = try BackupRepository(directory: repo, create: false)
+            let secondID = try #require(BackupID(second.jobID))
+            let record = try #require(try repository.manifest(ofJob: secondID).volumes.first)
+            #expect(record.parentID == full.volumes[0].backupID)
+            let restored = try RestoreToDirectory.run(
+                repository: repository, jobID: nil, servers: [], volumes: [], target: "\(directory)/out", logger: testLogger)
+            #expect(restored.map(\.chainLength) == [2])
+            let original = try Data(contentsOf: URL(fileURLWithPath: running.volumeFile(volumeID: EmulatorSeed.volumeID("db-1-root"))))
+            #expect(try Data(contentsOf: URL(fileURLWithPath: restored[0].path)) == original)
+            try expectNoDebris(running)
+        }
+    }
+
+    @Test(
+        "on loop devices: Full, change, Incremental, restore to new volumes through the proxy's block devices, byte-exact; no loop device left",
+        .enabled(if: LoopDevice.isAvailable, "needs root and losetup"))
+    func loopDevices() async throws {
+        try await withCloudJob(usesLoopDevices: true) { running, cloud, directory in
+            let repo = "\(directory)/repo"
+            let selection = TargetSelection(servers: [.name("web/1 ..\u{202E}\nevil")], allProjects: true)
+            let full = try await runJob(request(directory, running, level: .full, selection: selection, parallel: 2), cloud, repository: repo)
+            #expect(full.allSaved, "\(full.volumes.compactMap(\.error))")
+            try change(running, volume: "web-data", at: 100_000, "through a loop device")
+            let incremental = try await runJob(
+                request(directory, running, level: .incremental, selection: selection, parallel: 2), cloud, repository: repo)
+            #expect(incremental.allSaved)
+            let plan = try RestorePlan.make(repository: BackupRepository(directory: repo, create: false), jobID: nil, servers: [], volumes: [])
+            let report = try await CloudRestoreJob.run(
+                CloudRestoreRequest(
+                    target: .newVolumes, stateDirectory: "\(directory)/state", proxyServerID: EmulatorSeed.serverID("backup-proxy"),
+                    devices: DeviceLocator(deviceDirectory: running.deviceDirectory, timeout: .seconds(10))),
+                plan: plan, cloud: cloud, logger: testLogger)
+            #expect(report.volumes.count == 2)
+            for volume in report.volumes {
+                let original = try Data(contentsOf: URL(fileURLWithPath: running.volumeFile(volumeID: volume.originalVolumeID)))
+                let copy = try Data(contentsOf: URL(fileURLWithPath: running.volumeFile(volumeID: volume.volumeID)))
+                #expect(copy == original, "\(volume.originalVolumeID)")
+            }
+            try expectNoDebris(running)
+            let (_, loops) = try await runProgram("/usr/sbin/losetup", ["-a"])
+            // Only the proxy's own root disk stays attached, as a loop device.
+            let proxyRoot = EmulatorSeed.volumeID("proxy-root")
+            let left = loops.split(separator: "\n").filter { $0.contains(directory) && !$0.contains(proxyRoot) }
+            #expect(left.isEmpty, "loop devices left: \(left)")
+        }
+    }
+}
