@@ -54,6 +54,7 @@ let package = Package(
             name: "BackupEngine",
             dependencies: [
                 "BlockDelta",
+                "CLinuxIO",
                 "OpenStackClient",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -92,6 +93,8 @@ let package = Package(
                 "OpenStackClient",
                 "CloudEmulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                // --config FILE (YAML), already built for clouds.yaml.
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -22,12 +22,16 @@ public struct CloudBackupRequest: Sendable {
     public var parallelism: ParallelIOConfiguration
     /// The block size asked for (nil: keep the maps').
     public var blockSize: Int?
+    /// The cap on the job's read rate over all its volumes (`--bwlimit`), if any.
+    public var readRateLimiter: ReadRateLimiter?
+    /// Told after every chunk of every volume how far its scan has come (progress bars).
+    public var progress: (@Sendable (VolumeProgress) -> Void)?
 
     /// Creates a request.
     public init(
         selection: TargetSelection, level: BackupLevel, stateDirectory: String, proxyServerID: String,
         devices: DeviceLocator = .init(), parallel: Int = 4, parallelism: ParallelIOConfiguration = .init(workerCount: 2),
-        blockSize: Int? = nil
+        blockSize: Int? = nil, readRateLimiter: ReadRateLimiter? = nil, progress: (@Sendable (VolumeProgress) -> Void)? = nil
     ) {
         self.selection = selection
         self.level = level
@@ -37,7 +41,19 @@ public struct CloudBackupRequest: Sendable {
         self.parallel = max(1, parallel)
         self.parallelism = parallelism
         self.blockSize = blockSize
+        self.readRateLimiter = readRateLimiter
+        self.progress = progress
     }
+}
+
+/// How far the scan of one volume has come.
+public struct VolumeProgress: Sendable, Hashable {
+    /// The volume UUID.
+    public var volumeID: String
+    /// Bytes of the source read so far.
+    public var bytesDone: UInt64
+    /// The source's size, when known.
+    public var bytesTotal: UInt64?
 }
 
 /// The result of one volume in a job: the summary table's row.
@@ -363,13 +379,25 @@ struct CloudVolumeWorkflow: Sendable {
         let device = try await attacher.attach(
             volumeID: temporary.id, name: name, requestTag: volumeTag, sourceVolumeID: volume.id, track: track, logger: logger)
 
-        // 4.–5. Scan into the sink.
+        // 4.–5. Scan into the sink, at the job's read rate, reporting progress.
+        let sourceSize = (try? OpenFile.openForReading(device)).flatMap { file in
+            defer { try? file.close() }
+            return try? file.size()
+        }
+        let limit = request.readRateLimiter?.progress()
+        let report = request.progress
+        let cinderID = volume.id
+        let progress: @Sendable (UInt64) -> Void = { done in
+            limit?(done)
+            report?(VolumeProgress(volumeID: cinderID, bytesDone: done, bytesTotal: sourceSize))
+        }
         let scanRequest = VolumeScanRequest(
             sourcePath: device, sourceDescription: "cinder:\(volume.id)", volumeID: volumeID, paths: paths,
             level: request.level, blockSize: request.blockSize, parallelism: request.parallelism, cinderSize: volume.size,
             serverID: serverID)
         do {
-            return try await VolumeScan.run(scanRequest, backupID: BackupID.generate(), state: state, sink: sink, logger: logger)
+            return try await VolumeScan.run(
+                scanRequest, backupID: BackupID.generate(), state: state, sink: sink, progress: progress, logger: logger)
         } catch {
             throw BackupError.engine(error, resource: "volume \(volume.id)")
         }

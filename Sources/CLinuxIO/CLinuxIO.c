@@ -5,6 +5,8 @@
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 int osb_o_direct_flag(void) { return O_DIRECT; }
 
@@ -18,3 +20,8 @@ int osb_block_device_zero_out(int fd, uint64_t offset, uint64_t length) {
 }
 
 int osb_block_device_size(int fd, uint64_t *size) { return ioctl(fd, BLKGETSIZE64, size); }
+
+int osb_ioprio_set(int tid, int ioclass, int level) {
+    // IOPRIO_WHO_PROCESS = 1; the priority is the class in the top bits (shift 13) and the level below.
+    return (int)syscall(SYS_ioprio_set, 1, tid, (ioclass << 13) | level);
+}

@@ -38,6 +38,15 @@ struct BackupCommand: AsyncParsableCommand {
     @Option(help: "Volumes attached to the proxy at once (lowered when Nova says the proxy has no free disk slot).")
     var parallel: Int = 4
 
+    @Option(help: "Cap on the job's read rate over all volumes, bytes per second with K, M, G (powers of 1024), e.g. 200M.")
+    var bwlimit: String?
+
+    @Option(help: "CPU niceness of the job, -20 (highest) to 19 (lowest), as nice(1).")
+    var nice: Int32?
+
+    @Option(help: "I/O class of the job: idle, best-effort[:0-7] or realtime[:0-7], as ionice(1).")
+    var ionice: String?
+
     @Flag(help: "Print the job report as JSON on standard output.")
     var json = false
 
@@ -55,7 +64,14 @@ struct BackupCommand: AsyncParsableCommand {
             servers: try server.map { try ServerSelector.parse($0) }, excludedServers: try excludeServer.map { try ServerSelector.parse($0) },
             volumes: volume, unattachedVolumes: unattachedVolumes, allProjects: allProjects)
         for id in volume where UUID(uuidString: id) == nil { throw ValidationError("--volume '\(id)' is not a UUID") }
+        let limiter = try bwlimit.map { ReadRateLimiter(bytesPerSecond: try ReadRateLimiter.parse($0)) }
+        if let nice, !(-20...19).contains(nice) { throw ValidationError("--nice must be -20 to 19") }
+        try ProcessPriority(nice: nice, io: try ionice.map { try ProcessPriority.parseIOClass($0) }).apply()
         let logger = try logging.makeLogger(label: "osbackup.backup")
+        let board = json ? nil : ProgressBoard.forTerminal()
+        var reporter: (@Sendable (VolumeProgress) -> Void)?
+        if let board { reporter = { board.update($0) } }
+        let progress = reporter
         let (cloud, proxy, to, parallel, json) = (self.cloud, self.proxy, self.to, self.parallel, self.json)
         let report = try await cancellableOnSignals {
             try await withCloud(cloud, logger: logger) { configuration, services, transport in
@@ -66,10 +82,12 @@ struct BackupCommand: AsyncParsableCommand {
                 return try await CloudBackupJob.run(
                     CloudBackupRequest(
                         selection: selection, level: level, stateDirectory: proxy.state, proxyServerID: proxyID,
-                        devices: proxy.devices(configuration: configuration), parallel: parallel),
+                        devices: proxy.devices(configuration: configuration), parallel: parallel, readRateLimiter: limiter,
+                        progress: progress),
                     cloud: services, sink: sink, jobID: jobID, logger: logger)
             }
         }
+        board?.finish()
         printError(SummaryTable.render(report))
         if json {
             try printJSON(report)

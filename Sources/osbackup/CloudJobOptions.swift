@@ -7,6 +7,9 @@ import OpenStackClient
 /// The options every cloud command takes besides the cloud's: the proxy identity, its device folder and
 /// the working directory.
 struct ProxyOptions: ParsableArguments {
+    @Option(help: "YAML file of options, keys spelled as the long options (proxy-server: ID); the command line wins.")
+    var config: String?
+
     @Option(help: "Nova server id of this proxy host (else env OSBACKUP_PROXY_SERVER, osbackup_proxy_server in clouds.yaml, or the metadata service).")
     var proxyServer: String?
 

@@ -23,7 +23,7 @@ struct Osbackup: AsyncParsableCommand {
 
     static func main() async {
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(ConfigFile.expand(Array(CommandLine.arguments.dropFirst())))
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
@@ -32,6 +32,9 @@ struct Osbackup: AsyncParsableCommand {
         } catch let error as BlockDeltaError {
             printError("osbackup: \(error)")
             Foundation.exit(error.isConfigurationError ? ExitStatus.usage : ExitStatus.failure)
+        } catch let error as ConfigFileError {
+            printError("osbackup: \(error)")
+            Foundation.exit(ExitStatus.usage)
         } catch let error as ConfigurationError {
             printError("osbackup: configuration: \(error)")
             Foundation.exit(ExitStatus.usage)

@@ -74,11 +74,11 @@ struct CloudCommandTests {
     }
 
     /// Starts `osbackup backup` in the background.
-    private func startBackup(_ directory: String, _ environment: [String: String]) throws -> Process {
+    private func startBackup(_ directory: String, _ environment: [String: String], extra: [String] = []) throws -> Process {
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("osbackup")
         let process = Process()
         process.executableURL = binary
-        process.arguments = ["backup", "--to", directory + "/repo", "--state", directory + "/state", "--level", "full", "--parallel", "1"]
+        process.arguments = ["backup", "--to", directory + "/repo", "--state", directory + "/state", "--level", "full", "--parallel", "1"] + extra
         process.environment = environment.merging(["PATH": "/usr/bin:/bin"]) { $1 }
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
@@ -161,6 +161,42 @@ struct CloudCommandTests {
             let noProxy = try osbackupArray(["backup", "--to", directory + "/repo", "--state", directory + "/state"], environment: anonymousEnvironment)
             #expect(noProxy.status == 2, "\(noProxy.stderr)")
             #expect(noProxy.stderr.contains("--proxy-server"), "\(noProxy.stderr)")
+            #expect(try debris(directory).isEmpty)
+        }
+    }
+
+    @Test("--config supplies options the command line does not give; --nice and --ionice reach every thread; --bwlimit holds the read rate")
+    func configAndLimits() async throws {
+        try await withServe { _, directory, environment in
+            try """
+                nice: 7
+                ionice: idle
+                bwlimit: 8M
+                level: nonsense
+                """.write(toFile: directory + "/osbackup.yaml", atomically: true, encoding: .utf8)
+            let bad = try osbackupArray(["backup", "--config", directory + "/osbackup.yaml", "--to", directory + "/repo"], environment: environment)
+            #expect(bad.status == 2 && bad.stderr.contains("unknown level 'nonsense'"), "the file was read: \(bad.stderr)")
+
+            let started = ContinuousClock.now
+            let backup = try startBackup(directory, environment, extra: ["--config", directory + "/osbackup.yaml"])  // --level full wins
+            try await waitForTemporaryVolume(directory)
+            let pid = backup.processIdentifier
+            let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")
+            #expect(!tasks.isEmpty)
+            for task in tasks {
+                guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/stat", encoding: .utf8),
+                    let close = stat.range(of: ")", options: .backwards)
+                else { continue }
+                // Field 19 is the nice value; after the command name's ')' it is the 17th.
+                let fields = stat[close.upperBound...].split(separator: " ")
+                #expect(fields[16] == "7", "thread \(task) runs at nice \(fields[16])")
+            }
+            let (_, ionice) = try await runProgram("/usr/bin/ionice", ["-p", "\(pid)"])
+            #expect(ionice.contains("idle"), "\(ionice)")
+            backup.waitUntilExit()
+            #expect(backup.terminationStatus == 0)
+            // Two volumes of 16 MiB read at 8 MiB/s: at least 3 s of reading after a 1 s burst.
+            #expect(ContinuousClock.now - started >= .seconds(3))
             #expect(try debris(directory).isEmpty)
         }
     }

@@ -17,4 +17,8 @@ int osb_block_device_zero_out(int fd, uint64_t offset, uint64_t length);
 /// The size of a block device in bytes (BLKGETSIZE64). Returns 0, or -1 with errno set.
 int osb_block_device_size(int fd, uint64_t *size);
 
+/// Sets the I/O scheduling class (1 realtime, 2 best-effort, 3 idle) and level (0-7) of thread `tid`
+/// (ioprio_set, IOPRIO_WHO_PROCESS). Returns 0, or -1 with errno set.
+int osb_ioprio_set(int tid, int ioclass, int level);
+
 #endif
