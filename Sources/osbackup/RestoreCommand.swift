@@ -10,8 +10,8 @@ struct RestoreCommand: ParsableCommand {
         abstract: "Restore the volumes of a job (and the chains they build on) from a repository.",
         discussion: "--to-dir DIR writes each volume as a sparse raw image <name>_<volume uuid>.raw under its namespace path, with the .conf beside it.")
 
-    @Option(help: "Repository folder.")
-    var from: String
+    @Option(help: "Repository folder, tar file of `backup --to -` (compressed or not), or - for standard input (repeatable: streams in chain order, the Full first).")
+    var from: [String]
 
     @Option(help: "Job id (default: the newest job).")
     var job: String?
@@ -37,8 +37,10 @@ struct RestoreCommand: ParsableCommand {
             jobID = id
         }
         let logger = try logging.makeLogger(label: "osbackup.restore")
+        let source = try RestoreSource.open(from, job: jobID, spoolingInto: toDir, logger: logger)
+        defer { source.remove() }
         let restored = try RestoreToDirectory.run(
-            repository: BackupRepository(directory: from, create: false), jobID: jobID, servers: server.map { $0.lowercased() },
+            repository: source.repository, jobID: source.jobID, servers: server.map { $0.lowercased() },
             volumes: volume.map { $0.lowercased() }, target: toDir, logger: logger)
         for volume in restored {
             print("restored volume \(volume.volumeID) (chain of \(volume.chainLength), \(volume.bytes) bytes) to \(volume.path)")

@@ -8,7 +8,7 @@ import Testing
 import TestSupport
 
 /// A small cloud (MiB sizes): the proxy in `admin`, two tenant servers with awkward names, a loose volume.
-private let cloudSeed = """
+let cloudSeed = """
     projects:
       - name: admin
       - name: tenant
@@ -56,14 +56,15 @@ private let cloudSeed = """
         content: [{text: "loose volume\\n", length: 4K}]
     """
 
-/// Runs `body` with the emulator up, a connected admin client and a state/repository folder.
-private func withCloudJob(
-    _ body: (RunningEmulator, CloudServices, String) async throws -> Void
+/// Runs `body` with the emulator up (seeded with `seedYAML`), a connected admin client and a
+/// state/repository folder.
+func withCloudJob(
+    seed seedYAML: String = cloudSeed, _ body: (RunningEmulator, CloudServices, String) async throws -> Void
 ) async throws {
     try await withTemporaryDirectory { directory in
         let configuration = EmulatorConfiguration(
             stateDirectory: "\(directory)/cloud", transitionDelay: 0.02, sizeUnit: .mebibyte, usesLoopDevices: false)
-        let seed = try EmulatorSeed.parse(yaml: cloudSeed)
+        let seed = try EmulatorSeed.parse(yaml: seedYAML)
         var quiet = Logger(label: "osbackup.cloud.test")
         quiet.logLevel = .warning
         try await withRunningEmulator(configuration: configuration, seed: seed, logger: quiet) { running in
@@ -84,7 +85,7 @@ private func withCloudJob(
 }
 
 /// Asserts that the cloud holds no osbackup resource and nothing of osbackup attached to the proxy.
-private func expectNoDebris(_ running: RunningEmulator, sourceLocation: SourceLocation = #_sourceLocation) throws {
+func expectNoDebris(_ running: RunningEmulator, sourceLocation: SourceLocation = #_sourceLocation) throws {
     let inventory = try running.inventory()
     #expect(inventory.snapshots.isEmpty, "snapshots left: \(inventory.snapshots)", sourceLocation: sourceLocation)
     let temporary = inventory.volumes.filter { $0.metadata[CloudTags.job] != nil || ($0.name ?? "").hasPrefix("osbackup-") }
@@ -94,7 +95,7 @@ private func expectNoDebris(_ running: RunningEmulator, sourceLocation: SourceLo
     #expect(proxyAttachments.isEmpty, "left attached to the proxy: \(proxyAttachments)", sourceLocation: sourceLocation)
 }
 
-private func request(_ directory: String, _ running: RunningEmulator, level: BackupLevel, selection: TargetSelection = .init(unattachedVolumes: true, allProjects: true), parallel: Int = 4) -> CloudBackupRequest {
+func request(_ directory: String, _ running: RunningEmulator, level: BackupLevel, selection: TargetSelection = .init(unattachedVolumes: true, allProjects: true), parallel: Int = 4) -> CloudBackupRequest {
     CloudBackupRequest(
         selection: selection, level: level, stateDirectory: "\(directory)/state", proxyServerID: EmulatorSeed.serverID("backup-proxy"),
         devices: DeviceLocator(deviceDirectory: running.deviceDirectory, timeout: .seconds(10)), parallel: parallel,
