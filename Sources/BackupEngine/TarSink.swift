@@ -1,4 +1,5 @@
 public import BlockDelta
+public import Logging
 
 import Foundation
 import Synchronization
@@ -31,6 +32,7 @@ public final class TarSink: BackupSink {
     /// The output's name in errors and logs ("standard output" or a path).
     public let outputName: String
     private let jobID: BackupID
+    private let logger: Logger
     private let spool: BackupRepository
     private let pending: BackupRepository.PendingJob
     private let state: Mutex<State>
@@ -52,25 +54,31 @@ public final class TarSink: BackupSink {
 
     /// Streams job `jobID` to `descriptor` (left open: standard output is the caller's), spooling volume
     /// data below `spoolDirectory` (created if missing).
-    public convenience init(descriptor: Int32, outputName: String, spoolDirectory: String, jobID: BackupID) throws(BlockDeltaError) {
-        try self.init(descriptor: descriptor, owned: false, outputName: outputName, spoolDirectory: spoolDirectory, jobID: jobID)
+    public convenience init(
+        descriptor: Int32, outputName: String, spoolDirectory: String, jobID: BackupID, logger: Logger
+    ) throws(BlockDeltaError) {
+        try self.init(
+            descriptor: descriptor, owned: false, outputName: outputName, spoolDirectory: spoolDirectory, jobID: jobID, logger: logger)
     }
 
     /// Streams job `jobID` into a new tar file at `path` (created or truncated, closed at the end).
-    public convenience init(path: String, spoolDirectory: String, jobID: BackupID) throws(BlockDeltaError) {
+    public convenience init(path: String, spoolDirectory: String, jobID: BackupID, logger: Logger) throws(BlockDeltaError) {
         let file = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
         guard file >= 0 else { throw .io("create the tar file", path: path, errno: errno) }
         do {
-            try self.init(descriptor: file, owned: true, outputName: path, spoolDirectory: spoolDirectory, jobID: jobID)
+            try self.init(descriptor: file, owned: true, outputName: path, spoolDirectory: spoolDirectory, jobID: jobID, logger: logger)
         } catch {
             Glibc.close(file)
             throw error
         }
     }
 
-    private init(descriptor: Int32, owned: Bool, outputName: String, spoolDirectory: String, jobID: BackupID) throws(BlockDeltaError) {
+    private init(
+        descriptor: Int32, owned: Bool, outputName: String, spoolDirectory: String, jobID: BackupID, logger: Logger
+    ) throws(BlockDeltaError) {
         self.outputName = outputName
         self.jobID = jobID
+        self.logger = logger
         spool = try BackupRepository(directory: spoolDirectory, create: true)
         pending = try spool.beginJob(jobID)
         do {
@@ -97,9 +105,20 @@ public final class TarSink: BackupSink {
 
     public func commitVolume(_ paths: VolumeNamespacePaths, files: VolumeBackupFiles) throws(BlockDeltaError) {
         defer { for file in files.all { unlink(file) } }
+        var bytes: UInt64 = 0
+        var started = Date()
         try write { writer throws(BlockDeltaError) in
-            for (name, file) in zip(paths.all, files.all) { try writer.append(name, copying: file) }
+            // The wait for the lock (another volume's copy) is not part of this volume's copy time.
+            started = Date()
+            for (name, file) in zip(paths.all, files.all) { bytes += try writer.append(name, copying: file) }
         }
+        let seconds = Date().timeIntervalSince(started)
+        logger.info(
+            "volume copied from the spool into the tar stream",
+            metadata: [
+                "osb-file": "\(paths.data)", "osb-bytes": "\(bytes)", "osb-seconds": "\(String(format: "%.2f", seconds))",
+                "osb-mbps": "\(String(format: "%.0f", Double(bytes) / max(seconds, 0.001) / 1e6))",
+            ])
     }
 
     public func abandonVolume(_ paths: VolumeNamespacePaths, files: VolumeBackupFiles) {

@@ -54,8 +54,9 @@ final class TarWriter {
         }
     }
 
-    /// Appends a regular file at `path` with the content of the local file `source`.
-    func append(_ path: String, copying source: String) throws(BlockDeltaError) {
+    /// Appends a regular file at `path` with the content of the local file `source`; returns its size.
+    @discardableResult
+    func append(_ path: String, copying source: String) throws(BlockDeltaError) -> UInt64 {
         let file = try OpenFile.openForReading(source)
         defer { try? file.close() }
         let size = try file.size()
@@ -72,6 +73,7 @@ final class TarWriter {
                 offset += UInt64(count)
             }
         }
+        return size
     }
 
     /// Writes the end-of-archive records and flushes the last block.

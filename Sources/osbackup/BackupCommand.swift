@@ -71,7 +71,7 @@ struct BackupCommand: AsyncParsableCommand {
                 let proxyID = try await proxy.proxyServerID(configuration: configuration, transport: transport, logger: logger)
                 let jobID = BackupID.generate()
                 let sink: any BackupSink = if streams {
-                    try TarSink(descriptor: STDOUT_FILENO, outputName: "standard output", spoolDirectory: "\(proxy.state)/spool", jobID: jobID)
+                    try TarSink(descriptor: STDOUT_FILENO, outputName: "standard output", spoolDirectory: "\(proxy.state)/spool", jobID: jobID, logger: logger)
                 } else {
                     try DirectorySink(repository: BackupRepository(directory: to, create: true), jobID: jobID)
                 }

@@ -41,7 +41,7 @@ private let utf8ServerName = "café-日本-\u{202E}gnp.exe"
 /// Runs one cloud job into a tar file through ``TarSink``.
 private func runTarJob(_ request: CloudBackupRequest, _ cloud: CloudServices, tar: String) async throws -> CloudBackupReport {
     let jobID = BackupID.generate()
-    let sink = try TarSink(path: tar, spoolDirectory: "\(request.stateDirectory)/spool", jobID: jobID)
+    let sink = try TarSink(path: tar, spoolDirectory: "\(request.stateDirectory)/spool", jobID: jobID, logger: testLogger)
     return try await CloudBackupJob.run(request, cloud: cloud, sink: sink, jobID: jobID, logger: testLogger)
 }
 
@@ -60,7 +60,7 @@ private func imageTar(_ directory: String, abandon: Bool = false) throws -> (tar
     let volumeID = try VolumeID.validated(UUID().uuidString.lowercased())
     let backupID = BackupID.generate()
     let tar = "\(directory)/image.tar"
-    let sink = try TarSink(path: tar, spoolDirectory: "\(directory)/state/spool", jobID: backupID)
+    let sink = try TarSink(path: tar, spoolDirectory: "\(directory)/state/spool", jobID: backupID, logger: testLogger)
     let state = try VolumeStateStore(directory: "\(directory)/state")
     let scanned = try VolumeScan.run(
         VolumeScanRequest(
