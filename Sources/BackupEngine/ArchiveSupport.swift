@@ -13,6 +13,12 @@ enum ArchiveSupport {
     /// The C.UTF-8 locale, made once (nil if the C library has none: then pathnames are ASCII-only safe).
     nonisolated(unsafe) private static let utf8Locale: locale_t? = osb_archive_utf8_locale()
 
+    /// Whether pathnames beyond ASCII can be written: the C.UTF-8 locale exists, or the process runs in a
+    /// UTF-8 locale (libarchive 3.6 crashes on a pathname it cannot convert).
+    static var handlesUTF8: Bool {
+        utf8Locale != nil || String(cString: nl_langinfo(nl_item(CODESET))) == "UTF-8"
+    }
+
     /// Runs `body` with the calling thread in the C.UTF-8 locale, whatever the process locale (daemons run
     /// in the C locale): libarchive 3.6 converts pathnames through the locale's charset, and pax headers are
     /// UTF-8. Only this thread's locale changes, and only for the call.

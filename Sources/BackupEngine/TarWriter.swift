@@ -102,6 +102,11 @@ final class TarWriter {
         guard NamespacePath.isContained(path) else {
             throw .invalidArgument("namespace path '\(path)' is not a relative path inside the stream", path: outputName)
         }
+        guard path.utf8.allSatisfy({ $0 < 0x80 }) || ArchiveSupport.handlesUTF8 else {
+            throw .failed(
+                path: outputName, "cannot write the non-ASCII path '\(path)': the C library has no C.UTF-8 locale",
+                hint: "run osbackup with LC_ALL set to a UTF-8 locale")
+        }
         try ArchiveSupport.withUTF8Locale { () throws(BlockDeltaError) in
             guard let entry = archive_entry_new() else {
                 throw .failed(path: outputName, "libarchive cannot allocate a tar entry (out of memory)")

@@ -20,6 +20,9 @@ struct RestoreSource {
     static func open(_ sources: [String], job: BackupID?, spoolingInto target: String, logger: Logger) throws -> RestoreSource {
         guard !sources.isEmpty else { throw ValidationError("give --from: a repository folder, a tar file, or - for standard input") }
         guard sources.filter({ $0 == "-" }).count <= 1 else { throw ValidationError("--from - (standard input) can be given once") }
+        for source in sources where source != "-" && !FileManager.default.fileExists(atPath: source) {
+            throw ValidationError("--from \(source): no repository folder or tar file there")
+        }
         if sources.count == 1, isDirectory(sources[0]) {
             return RestoreSource(repository: try BackupRepository(directory: sources[0], create: false), jobID: job, spool: nil)
         }
