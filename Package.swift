@@ -39,6 +39,13 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        // tar/pax streams (`backup --to -`, `restore --from TARFILE`) from the system libarchive (Debian's
+        // libarchive-dev), with its read filters for zstd, gzip and xz compressed tars.
+        .systemLibrary(
+            name: "CArchive",
+            pkgConfig: "libarchive",
+            providers: [.apt(["libarchive-dev"])]
+        ),
         // The few Linux calls Swift's Glibc module hides behind _GNU_SOURCE (O_DIRECT, fallocate, BLK ioctls).
         .target(name: "CLinuxIO"),
         .target(
@@ -55,6 +62,7 @@ let package = Package(
             dependencies: [
                 "BlockDelta",
                 "CLinuxIO",
+                "CArchive",
                 "OpenStackClient",
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -254,6 +254,22 @@ public struct BackupRepository: Sendable {
         /// The `<id>.partial` folder.
         public let folder: String
         let lock: FileLock
+
+        /// The absolute path of a namespace path in the folder, its folders created; a path that would
+        /// leave the folder is refused.
+        public func prepare(_ path: String) throws(BlockDeltaError) -> String {
+            guard NamespacePath.isContained(path) else {
+                throw .invalidArgument("namespace path '\(path)' would leave the job folder", path: folder)
+            }
+            let full = "\(folder)/\(path)"
+            let parent = (full as NSString).deletingLastPathComponent
+            do {
+                try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+            } catch {
+                throw .failed(path: parent, "cannot create the folder: \(error.localizedDescription)")
+            }
+            return full
+        }
     }
 
     /// Creates the folder a new job is written into, and removes the partial folders of jobs that died

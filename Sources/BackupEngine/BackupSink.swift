@@ -67,20 +67,7 @@ public final class DirectorySink: BackupSink {
 
     public func abandon() { repository.abandonJob(pending) }
 
-    /// The absolute path of a namespace path in the job folder, its folders created.
-    private func prepare(_ path: String) throws(BlockDeltaError) -> String {
-        guard NamespacePath.isContained(path) else {
-            throw .invalidArgument("namespace path '\(path)' would leave the job folder", path: pending.folder)
-        }
-        let full = "\(pending.folder)/\(path)"
-        let folder = (full as NSString).deletingLastPathComponent
-        do {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        } catch {
-            throw .failed(path: folder, "cannot create the folder: \(error.localizedDescription)")
-        }
-        return full
-    }
+    private func prepare(_ path: String) throws(BlockDeltaError) -> String { try pending.prepare(path) }
 }
 
 import Foundation

@@ -51,9 +51,22 @@ public struct ProcessPriority: Sendable {
         return (ioClass, level)
     }
 
-    /// Sets the priority on every thread of this process.
+    /// The priority ``apply()`` set for this process, which the engine's worker threads take as they start
+    /// (some thread pools set their threads' niceness themselves, so inheritance alone does not hold).
+    public static var current: ProcessPriority? { applied.withLock { $0 } }
+    private static let applied = LockedValue<ProcessPriority?>(nil)
+
+    /// Sets the priority on the calling thread (errors are ignored: ``apply()`` has checked it can).
+    public func applyToCurrentThread() {
+        let thread: Int32 = 0  // on Linux, id 0 is the calling thread for both calls
+        if let nice { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(thread), nice) }
+        if let (ioClass, level) = io { _ = osb_ioprio_set(thread, ioClass.rawValue, level) }
+    }
+
+    /// Sets the priority on every thread of this process, and on every worker thread the engine starts later.
     public func apply() throws(BlockDeltaError) {
         guard nice != nil || io != nil else { return }
+        Self.applied.withLock { $0 = self }
         let threads = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []).compactMap { Int32($0) }
         for thread in threads.isEmpty ? [0] : threads {
             if let nice, setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(thread), nice) != 0 {

@@ -1,6 +1,7 @@
 public import BlockDelta
 public import Logging
 
+import CLinuxIO
 import Foundation
 
 /// One volume to scan into a sink: the device or file to read and how to file it.
@@ -174,10 +175,16 @@ public enum VolumeScan {
 /// Blocking work (file and device I/O, external commands) run on a thread of its own, so it never holds
 /// a thread of Swift's cooperative pool.
 public enum BlockingWork {
-    /// Runs `body` on a new thread and waits for it without blocking the caller's thread.
+    /// Runs `body` on a new thread (named `osb-work`, at the job's ``ProcessPriority``) and waits for it
+    /// without blocking the caller's thread.
     public static func run<Value: Sendable>(_ body: @escaping @Sendable () -> Value) async -> Value {
         await withCheckedContinuation { continuation in
-            let thread = Thread { continuation.resume(returning: body()) }
+            let thread = Thread {
+                osb_set_thread_name("osb-work")
+                // The scan's reader and workers are started from here and inherit what this thread runs at.
+                ProcessPriority.current?.applyToCurrentThread()
+                continuation.resume(returning: body())
+            }
             thread.stackSize = 1 << 20
             thread.start()
         }

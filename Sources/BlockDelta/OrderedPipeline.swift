@@ -1,3 +1,4 @@
+import CLinuxIO
 import Foundation
 
 /// Runs work on chunks in parallel on dedicated threads and hands the results back in chunk order.
@@ -25,6 +26,7 @@ public enum OrderedPipeline {
         let state = PipelineState(slots: slots, chunkCount: chunkCount, workerCount: threads)
         for _ in 0..<threads {
             let thread = Thread {
+                osb_set_thread_name("osb-pipeline")
                 defer { state.workerExited() }
                 while let (chunk, slot) = state.claim() {
                     do throws(BlockDeltaError) {

@@ -2,6 +2,7 @@
 #include "CLinuxIO.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
@@ -25,3 +26,5 @@ int osb_ioprio_set(int tid, int ioclass, int level) {
     // IOPRIO_WHO_PROCESS = 1; the priority is the class in the top bits (shift 13) and the level below.
     return (int)syscall(SYS_ioprio_set, 1, tid, (ioclass << 13) | level);
 }
+
+void osb_set_thread_name(const char *name) { pthread_setname_np(pthread_self(), name); }

@@ -9,7 +9,11 @@ struct BackupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backup",
         abstract: "Back up servers and volumes through the cloud; prints the job id as the last line.",
-        discussion: "Exit 0 all saved, 1 failed, 2 usage or configuration, 3 some volumes failed (the others are saved and restorable).")
+        discussion: """
+            Exit 0 all saved, 1 failed, 2 usage or configuration, 3 some volumes failed (the others are saved and restorable). \
+            With --to - the job is a pax tar stream on standard output (volume data is spooled under STATE/spool first) \
+            and the job id and the --json report go to standard error.
+            """)
 
     @OptionGroup var cloud: CloudOptions
     @OptionGroup var proxy: ProxyOptions
@@ -29,7 +33,7 @@ struct BackupCommand: AsyncParsableCommand {
     @Flag(help: "Servers and volumes of every project (admin role).")
     var allProjects = false
 
-    @Option(help: "Repository folder (created if missing).")
+    @Option(help: "Repository folder (created if missing), or - for a pax tar stream on standard output.")
     var to: String
 
     @Option(help: "full, incremental or differential (per volume: a Full when its map is unusable, with the reason).")
@@ -56,8 +60,13 @@ struct BackupCommand: AsyncParsableCommand {
         guard let level = BackupLevel(name: level) else {
             throw ValidationError("unknown level '\(level)': use full, incremental or differential")
         }
-        guard to != "-" else {
-            throw ValidationError("--to - (a tar stream on standard output) is not available yet: give a repository folder")
+        let streams = to == "-"
+        if streams {
+            guard isatty(STDOUT_FILENO) == 0 else {
+                throw ValidationError("--to - writes a tar stream to standard output, which is a terminal: redirect it to a file or a pipe")
+            }
+            // A reader that goes away must be a clear error (EPIPE), not a silent death by SIGPIPE.
+            signal(SIGPIPE, SIG_IGN)
         }
         guard parallel >= 1 else { throw ValidationError("--parallel must be at least 1") }
         let selection = TargetSelection(
@@ -76,9 +85,12 @@ struct BackupCommand: AsyncParsableCommand {
         let report = try await cancellableOnSignals {
             try await withCloud(cloud, logger: logger) { configuration, services, transport in
                 let proxyID = try await proxy.proxyServerID(configuration: configuration, transport: transport, logger: logger)
-                let repository = try BackupRepository(directory: to, create: true)
                 let jobID = BackupID.generate()
-                let sink = try DirectorySink(repository: repository, jobID: jobID)
+                let sink: any BackupSink = if streams {
+                    try TarSink(descriptor: STDOUT_FILENO, outputName: "standard output", spoolDirectory: "\(proxy.state)/spool", jobID: jobID, logger: logger)
+                } else {
+                    try DirectorySink(repository: BackupRepository(directory: to, create: true), jobID: jobID)
+                }
                 return try await CloudBackupJob.run(
                     CloudBackupRequest(
                         selection: selection, level: level, stateDirectory: proxy.state, proxyServerID: proxyID,
@@ -89,7 +101,10 @@ struct BackupCommand: AsyncParsableCommand {
         }
         board?.finish()
         printError(SummaryTable.render(report))
-        if json {
+        if streams {
+            // Standard output carries the tar alone.
+            if json { printError(try jsonText(report)) } else { printError(report.jobID) }
+        } else if json {
             try printJSON(report)
         } else {
             print(report.jobID)

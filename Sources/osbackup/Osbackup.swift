@@ -71,9 +71,14 @@ enum ExitStatus {
 
 /// Prints `value` as pretty JSON with sorted keys on standard output (the `--json` of every command).
 func printJSON(_ value: some Encodable) throws {
+    print(try jsonText(value))
+}
+
+/// `value` as pretty JSON with sorted keys (what ``printJSON(_:)`` prints).
+func jsonText(_ value: some Encodable) throws -> String {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
 }
 
 /// Writes a line to standard error.

@@ -11,12 +11,13 @@ struct RestoreCommand: AsyncParsableCommand {
         abstract: "Restore the volumes of a job (and the chains they build on) from a repository.",
         discussion: """
             --to-dir DIR writes each volume as a sparse raw image <name>_<volume uuid>.raw under its namespace path, with the .conf beside it.
-            --to-cloud writes each volume onto a new Cinder volume (the .conf's size, type and zone) attached to this proxy; with             --new-server a server is booted from them as the .conf describes it, and its id is printed last.
+            --to-cloud writes each volume onto a new Cinder volume (the .conf's size, type and zone) attached to this proxy;
+            with --new-server a server is booted from them as the .conf describes it, and its id is printed last.
             --in-place --force writes each volume back onto the original, which must be attached to nothing.
             """)
 
-    @Option(help: "Repository folder.")
-    var from: String
+    @Option(help: "Repository folder, tar file of `backup --to -` (compressed or not), or - for standard input (repeatable: streams in chain order, the Full first).")
+    var from: [String]
 
     @Option(help: "Job id (default: the newest job).")
     var job: String?
@@ -97,17 +98,19 @@ struct RestoreCommand: AsyncParsableCommand {
             jobID = id
         }
         let logger = try logging.makeLogger(label: "osbackup.restore")
-        let repository = try BackupRepository(directory: from, create: false)
+        // Tar streams are read into a spool repository: beside the images, or in the working directory.
+        let source = try RestoreSource.open(from, job: jobID, spoolingInto: toDir ?? proxy.state, logger: logger)
+        defer { source.remove() }
         if let toDir {
             let restored = try RestoreToDirectory.run(
-                repository: repository, jobID: jobID, servers: server, volumes: volume, target: toDir, logger: logger)
+                repository: source.repository, jobID: source.jobID, servers: server, volumes: volume, target: toDir, logger: logger)
             if json { return try printJSON(restored) }
             for volume in restored {
                 print("restored volume \(volume.volumeID) (chain of \(volume.chainLength), \(volume.bytes) bytes) to \(volume.path)")
             }
             return
         }
-        let plan = try RestorePlan.make(repository: repository, jobID: jobID, servers: server, volumes: volume)
+        let plan = try RestorePlan.make(repository: source.repository, jobID: source.jobID, servers: server, volumes: volume)
         let target: CloudRestoreRequest.Target =
             inPlace ? .inPlace
             : newServer

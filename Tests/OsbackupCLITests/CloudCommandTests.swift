@@ -165,7 +165,7 @@ struct CloudCommandTests {
         }
     }
 
-    @Test("--config supplies options the command line does not give; --nice and --ionice reach every thread; --bwlimit holds the read rate")
+    @Test("--config supplies options the command line does not give; --nice and --ionice reach the main and scan threads; --bwlimit holds the read rate")
     func configAndLimits() async throws {
         try await withServe { _, directory, environment in
             try """
@@ -181,8 +181,22 @@ struct CloudCommandTests {
             let backup = try startBackup(directory, environment, extra: ["--config", directory + "/osbackup.yaml"])  // --level full wins
             try await waitForTemporaryVolume(directory)
             let pid = backup.processIdentifier
-            let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")
-            #expect(!tasks.isEmpty)
+            func threadNames() -> [String] {
+                let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+                return tasks.compactMap { try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/comm", encoding: .utf8) }
+            }
+            var seen: Set<String> = []
+            for _ in 0..<200 where !threadNames().contains(where: { $0.hasPrefix("osb-pipeline") }) {
+                seen.formUnion(threadNames())
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            try #require(threadNames().contains { $0.hasPrefix("osb-pipeline") }, "threads seen: \(seen.sorted())")
+            // The threads that read and hash (the scan's, named osb-work and osb-pipeline) and the main thread.
+            let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task").filter { task in
+                let name = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/comm", encoding: .utf8)) ?? ""
+                return task == "\(pid)" || name.hasPrefix("osb-work") || name.hasPrefix("osb-pipeline")
+            }
+            #expect(tasks.count >= 2, "the main thread and at least one scan thread")
             for task in tasks {
                 guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/stat", encoding: .utf8),
                     let close = stat.range(of: ")", options: .backwards)

@@ -21,4 +21,7 @@ int osb_block_device_size(int fd, uint64_t *size);
 /// (ioprio_set, IOPRIO_WHO_PROCESS). Returns 0, or -1 with errno set.
 int osb_ioprio_set(int tid, int ioclass, int level);
 
+/// Names the calling thread (at most 15 bytes are kept), as /proc/<pid>/task/<tid>/comm and top show it.
+void osb_set_thread_name(const char *name);
+
 #endif
