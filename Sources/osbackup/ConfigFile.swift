@@ -4,14 +4,19 @@ import Yams
 /// `--config FILE`: YAML whose keys are the long options' names (`proxy-server`, or `proxy_server`), read
 /// before the command line is parsed; an option given on the command line wins over the file's.
 ///
+/// Top-level keys are the options every cloud command takes (the cloud's, the proxy's, `state`); a
+/// section named after a command (`backup:`, `restore:`, `cleanup:`) holds that command's own, and only
+/// that command reads it. So one file serves every command.
+///
 /// ```yaml
 /// os-cloud: production
 /// proxy-server: 6f1c…
 /// state: /var/lib/osbackup
-/// parallel: 2
-/// bwlimit: 200M
-/// unattached-volumes: true
-/// exclude-server: [bastion, "re:^ci-"]
+/// backup:
+///   parallel: 2
+///   bwlimit: 200M
+///   unattached-volumes: true
+///   exclude-server: [bastion, "re:^ci-"]
 /// ```
 /// A scalar becomes `--key value`, a list `--key` once per item, `true` a flag, `false` nothing.
 enum ConfigFile {
@@ -29,7 +34,7 @@ enum ConfigFile {
             rest.remove(at: index)
         }
         let given = Set(rest.filter { $0.hasPrefix("--") }.map { String($0.dropFirst(2).split(separator: "=", maxSplits: 1)[0]) })
-        let options = try load(path)
+        let options = try load(path, command: rest.first ?? "")
         var added: [String] = []
         for (key, value) in options where !given.contains(key) {
             switch value {
@@ -47,8 +52,12 @@ enum ConfigFile {
         case values([String])
     }
 
-    /// The options of a file, keys with `_` spelled `-`, in the file's order.
-    static func load(_ path: String) throws -> [(String, Value)] {
+    /// The commands whose sections a file may hold.
+    static let commands: Set = ["backup", "restore", "cleanup"]
+
+    /// The options of a file for `command`: the top-level ones, then its section's; keys with `_` spelled
+    /// `-`, in the file's order.
+    static func load(_ path: String, command: String) throws -> [(String, Value)] {
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
@@ -65,6 +74,19 @@ enum ConfigFile {
         guard let mapping = node.mapping else { throw ConfigFileError("--config \(path): expected a mapping of option names to values") }
         var options: [(String, Value)] = []
         for (keyNode, valueNode) in mapping {
+            if let section = keyNode.string, commands.contains(section) {
+                guard let entries = valueNode.mapping else { throw ConfigFileError("--config \(path): '\(section)' holds options of that command") }
+                if section == command { options += try parse(entries.map { ($0.key, $0.value) }, path: path) }
+                continue
+            }
+            options += try parse([(keyNode, valueNode)], path: path)
+        }
+        return options
+    }
+
+    private static func parse(_ entries: [(Node, Node)], path: String) throws -> [(String, Value)] {
+        var options: [(String, Value)] = []
+        for (keyNode, valueNode) in entries {
             guard let key = keyNode.string, !key.isEmpty else { throw ConfigFileError("--config \(path): a key is not a name") }
             let name = key.replacingOccurrences(of: "_", with: "-")
             guard name != "config" else { throw ConfigFileError("--config \(path): a config file cannot name another") }
