@@ -18,20 +18,7 @@ struct BackupCommand: AsyncParsableCommand {
     @OptionGroup var cloud: CloudOptions
     @OptionGroup var proxy: ProxyOptions
 
-    @Option(help: "Server to save: UUID, exact name, or re:REGEX (repeatable). Default: every server in scope.")
-    var server: [String] = []
-
-    @Option(help: "Server not to save, same forms (repeatable).")
-    var excludeServer: [String] = []
-
-    @Option(help: "Volume UUID to save (repeatable).")
-    var volume: [String] = []
-
-    @Flag(help: "Also save the volumes attached to no server.")
-    var unattachedVolumes = false
-
-    @Flag(help: "Servers and volumes of every project (admin role).")
-    var allProjects = false
+    @OptionGroup var targets: SelectionOptions
 
     @Option(help: "Repository folder (created if missing), or - for a pax tar stream on standard output.")
     var to: String
@@ -69,10 +56,7 @@ struct BackupCommand: AsyncParsableCommand {
             signal(SIGPIPE, SIG_IGN)
         }
         guard parallel >= 1 else { throw ValidationError("--parallel must be at least 1") }
-        let selection = TargetSelection(
-            servers: try server.map { try ServerSelector.parse($0) }, excludedServers: try excludeServer.map { try ServerSelector.parse($0) },
-            volumes: volume, unattachedVolumes: unattachedVolumes, allProjects: allProjects)
-        for id in volume where UUID(uuidString: id) == nil { throw ValidationError("--volume '\(id)' is not a UUID") }
+        let selection = try targets.selection()
         let limiter = try bwlimit.map { ReadRateLimiter(bytesPerSecond: try ReadRateLimiter.parse($0)) }
         if let nice, !(-20...19).contains(nice) { throw ValidationError("--nice must be -20 to 19") }
         try ProcessPriority(nice: nice, io: try ionice.map { try ProcessPriority.parseIOClass($0) }).apply()

@@ -53,7 +53,7 @@ enum ConfigFile {
     }
 
     /// The commands whose sections a file may hold.
-    static let commands: Set = ["backup", "restore", "cleanup"]
+    static let commands: Set = ["backup", "restore", "cleanup", "estimate"]
 
     /// The options of a file for `command`: the top-level ones, then its section's; keys with `_` spelled
     /// `-`, in the file's order.

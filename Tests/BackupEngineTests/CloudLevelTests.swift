@@ -74,4 +74,32 @@ struct CloudLevelTests {
             #expect(left.isEmpty, "loop devices left: \(left)")
         }
     }
+
+    @Test("estimate: levels from the maps, last stored sizes from the repository, and nothing created in the cloud")
+    func estimate() async throws {
+        try await withCloudJob { running, cloud, directory in
+            let repo = "\(directory)/repo"
+            let selection = TargetSelection(servers: [.name("db-1")], unattachedVolumes: true, allProjects: true)
+            let before = try await CloudEstimate.run(
+                selection: selection, level: .incremental, cloud: cloud, proxyServerID: EmulatorSeed.serverID("backup-proxy"),
+                stateDirectory: "\(directory)/state", repository: nil)
+            #expect(before.volumes.map(\.volumeID).sorted() == [EmulatorSeed.volumeID("db-1-root"), EmulatorSeed.volumeID("loose")].sorted())
+            #expect(before.volumes.allSatisfy { $0.level == "full" && $0.fallbackReason != nil })
+            let full = try await runJob(request(directory, running, level: .full, selection: selection), cloud, repository: repo)
+            let after = try await CloudEstimate.run(
+                selection: selection, level: .incremental, cloud: cloud, proxyServerID: EmulatorSeed.serverID("backup-proxy"),
+                stateDirectory: "\(directory)/state", repository: BackupRepository(directory: repo, create: false))
+            for volume in after.volumes {
+                #expect(volume.level == "incremental" && volume.fallbackReason == nil)
+                #expect(volume.lastLevel == "full")
+                #expect(volume.lastStoredBytes == full.volumes.first { $0.volumeID == volume.volumeID }?.bytesStored)
+            }
+            // The repository lost the Full: an Incremental would have no parent, so the estimate says Full and why.
+            let lost = try await CloudEstimate.run(
+                selection: selection, level: .incremental, cloud: cloud, proxyServerID: EmulatorSeed.serverID("backup-proxy"),
+                stateDirectory: "\(directory)/state", repository: BackupRepository(directory: "\(directory)/empty", create: true))
+            #expect(lost.volumes.allSatisfy { $0.level == "full" && $0.fallbackReason?.contains("no longer stored") == true })
+            try expectNoDebris(running)
+        }
+    }
 }
