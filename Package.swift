@@ -83,6 +83,7 @@ let package = Package(
         .target(
             name: "CloudEmulator",
             dependencies: [
+                "CLinuxIO",
                 // The client of a real Keystone in front (`serve --keystone URL`).
                 "OpenStackClient",
                 .product(name: "Hummingbird", package: "hummingbird"),

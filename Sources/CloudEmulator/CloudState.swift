@@ -2,8 +2,11 @@ import Foundation
 import Logging
 
 /// The emulated cloud: every record, the request dispatch, the scheduler of asynchronous status
-/// changes, and persistence. One actor, so each API call sees and leaves a consistent state.
+/// changes, and persistence. One actor, so each API call sees and leaves a consistent state; it runs on
+/// a thread of its own (``ThreadExecutor``), as its volume copies and `losetup` calls block.
 actor CloudState {
+    private let executor = ThreadExecutor(name: "osb-emulator")
+    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     var records: CloudRecords
     let configuration: EmulatorConfiguration
     let storage: VolumeStorage
@@ -37,6 +40,8 @@ actor CloudState {
         }
         seedRegion = records.region
     }
+
+    deinit { executor.shutdown() }
 
     /// The region of the catalog's endpoints: the configured one, else the seed's, else `RegionOne`.
     nonisolated var region: String { configuration.region ?? seedRegion ?? "RegionOne" }

@@ -43,3 +43,17 @@ struct LoopDeviceTests {
         }
     }
 }
+
+/// The emulator's state runs on its own thread, off Swift's cooperative pool.
+@Suite("Emulator threads")
+struct EmulatorThreadTests {
+    @Test("the state actor runs on a thread named osb-emulator while the emulator serves")
+    func ownThread() async throws {
+        try await withTestCloud { cloud in
+            _ = try await cloud.token()
+            let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")
+            let names = tasks.compactMap { try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8) }
+            #expect(names.contains { $0.hasPrefix("osb-emulator") }, "\(names)")
+        }
+    }
+}
