@@ -37,7 +37,7 @@ public struct VolumeNamespacePaths: Sendable, Hashable {
 /// @openstack/nova/server/<server uuid>/<volume uuid>.bmpsha     digests of its blocks
 /// @openstack/nova/server/<server uuid>/<volume name>_<volume uuid>.bvmdk   the blocks
 /// @openstack/nova/flavor/<flavor name>                          each flavor used (JSON)
-/// @openstack/cinder/volume/<volume uuid>_<volume name>.name     a volume attached to no server
+/// @openstack/cinder/volume/<volume uuid>_<volume name>.name     a volume attached to no server (<uuid>.name unnamed)
 /// @openstack/cinder/volume/<volume uuid>/<volume uuid>.conf     its configuration (JSON)
 /// @openstack/cinder/volume/<volume uuid>/<volume uuid>.bmp ...  its three files
 /// @local/image/<volume id>.bmp ...                              `osbackup image` jobs
@@ -65,9 +65,10 @@ public enum BackupNamespace {
     /// The `.conf` file of a server.
     public static func serverConfFile(serverID: String) -> String { "\(serverFolder(serverID: serverID))/\(serverID).conf" }
 
-    /// The `.name` file of a volume attached to no server.
+    /// The `.name` file of a volume attached to no server (`<uuid>.name`, empty, for a volume without a name).
     public static func volumeNameFile(volumeID: String, name: String) -> String {
-        "\(unattachedVolumes)/\(volumeID)_\(PathSafeName.make(name, reservedBytes: volumeID.utf8.count + 6)).name"
+        guard !name.isEmpty else { return "\(unattachedVolumes)/\(volumeID).name" }
+        return "\(unattachedVolumes)/\(volumeID)_\(PathSafeName.make(name, reservedBytes: volumeID.utf8.count + 6)).name"
     }
 
     /// The folder of a volume attached to no server.

@@ -56,7 +56,9 @@ public enum RestoreToDirectory {
             let isConf = keptFolders.contains(folder)
             let isName = file.hasSuffix(".name") && keptFolders.contains { kept in
                 (kept as NSString).deletingLastPathComponent == folder
-                    && (file as NSString).lastPathComponent.hasPrefix((kept as NSString).lastPathComponent + "_")
+                    && [(kept as NSString).lastPathComponent + "_", (kept as NSString).lastPathComponent + ".name"].contains {
+                        (file as NSString).lastPathComponent.hasPrefix($0)
+                    }
             }
             guard isConf || isName else { continue }
             let destination = "\(target)/\(file)"

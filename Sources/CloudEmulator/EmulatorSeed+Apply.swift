@@ -117,7 +117,7 @@ extension EmulatorSeed {
         try storage.createEmptyVolume(id, size: volume.size)
         try VolumeContent.write(volume.content ?? [], to: storage.volumePath(id), limit: Int64(volume.size) * storage.unit.bytes)
         return VolumeRecord(
-            id: id, name: volume.name, description: nil, projectID: projectID, userID: userID, size: volume.size,
+            id: id, name: volume.unnamed == true ? nil : volume.name, description: nil, projectID: projectID, userID: userID, size: volume.size,
             status: "available", availabilityZone: "nova", bootable: false, snapshotID: nil, sourceVolumeID: nil,
             metadata: volume.metadata ?? [:], createdAt: created, updatedAt: nil, attachment: nil, pending: nil)
     }

@@ -129,8 +129,10 @@ public struct EmulatorSeed: Sendable, Decodable {
 
     /// A volume, attached to its server or (at top level) free.
     public struct Volume: Sendable, Decodable {
-        /// The name.
+        /// The name (with `unnamed`, only the key its id derives from).
         public var name: String
+        /// Whether Cinder shows the volume without a name (operators' scripts often make such volumes).
+        public var unnamed: Bool?
         /// The size in the emulator's unit (GiB, or MiB with `--size-unit mib`).
         public var size: Int
         /// The project's name (top-level volumes only; server volumes take the server's project).

@@ -2,6 +2,7 @@ import BackupEngine
 import BlockDelta
 import CloudEmulator
 import Foundation
+import OpenStackClient
 import Testing
 import TestSupport
 
@@ -99,6 +100,43 @@ struct CloudLevelTests {
                 selection: selection, level: .incremental, cloud: cloud, proxyServerID: EmulatorSeed.serverID("backup-proxy"),
                 stateDirectory: "\(directory)/state", repository: BackupRepository(directory: "\(directory)/empty", create: true))
             #expect(lost.volumes.allSatisfy { $0.level == "full" && $0.fallbackReason?.contains("no longer stored") == true })
+            try expectNoDebris(running)
+        }
+    }
+
+    @Test("a volume without a name: only its UUID in the namespace, restored to a folder and to a new volume")
+    func unnamedVolume() async throws {
+        let seed = cloudSeed.replacingOccurrences(of: "  - name: loose\n", with: "  - name: loose\n    unnamed: true\n")
+        #expect(seed != cloudSeed)
+        try await withCloudJob(seed: seed) { running, cloud, directory in
+            let loose = EmulatorSeed.volumeID("loose")
+            #expect(try await cloud.blockStorage.volume(id: loose).name == nil)
+            let repo = "\(directory)/repo"
+            let report = try await runJob(
+                request(directory, running, level: .full, selection: TargetSelection(volumes: [loose], allProjects: true)), cloud,
+                repository: repo)
+            #expect(report.allSaved)
+            let repository = try BackupRepository(directory: repo, create: false)
+            let job = try repository.latestJob()
+            let folder = "@openstack/cinder/volume/\(loose)"
+            #expect(job.volumes.map(\.dataFile) == ["\(folder)/\(loose).bvmdk"])
+            #expect(job.files.contains("@openstack/cinder/volume/\(loose).name"))
+            let restored = try RestoreToDirectory.run(
+                repository: repository, jobID: nil, servers: [], volumes: [], target: "\(directory)/out", logger: testLogger)
+            #expect(restored.map(\.path) == ["\(directory)/out/\(folder)/\(loose).raw"])
+            #expect(FileManager.default.fileExists(atPath: "\(directory)/out/@openstack/cinder/volume/\(loose).name"))
+            let original = try Data(contentsOf: URL(fileURLWithPath: running.volumeFile(volumeID: loose)))
+            #expect(try Data(contentsOf: URL(fileURLWithPath: restored[0].path)) == original)
+
+            let plan = try RestorePlan.make(repository: repository, jobID: nil, servers: [], volumes: [])
+            let cloudRestore = try await CloudRestoreJob.run(
+                CloudRestoreRequest(
+                    target: .newVolumes, stateDirectory: "\(directory)/state", proxyServerID: EmulatorSeed.serverID("backup-proxy"),
+                    devices: DeviceLocator(deviceDirectory: running.deviceDirectory, timeout: .seconds(10))),
+                plan: plan, cloud: cloud, logger: testLogger)
+            let copy = try #require(cloudRestore.volumes.first)
+            #expect(copy.name == "restored-\(loose)", "the old UUID after the prefix")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: running.volumeFile(volumeID: copy.volumeID))) == original)
             try expectNoDebris(running)
         }
     }
