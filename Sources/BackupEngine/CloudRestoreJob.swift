@@ -293,12 +293,19 @@ struct CloudVolumeWriter: Sendable {
             volumeID: volumeID, name: name ?? volumeID, requestTag: requestTag, sourceVolumeID: record.volumeID, track: track, logger: logger)
         let chain = planned.chain.map(\.files)
         let parallelism = request.parallelism
-        let result = await BlockingWork.run { () -> Result<ChainApplyResult, BlockDeltaError> in
-            do throws(BlockDeltaError) {
-                return .success(try ChainRestorer.overwrite(chain: chain, target: device, configuration: parallelism, logger: logger))
-            } catch {
-                return .failure(error)
+        // A cancel (SIGINT, SIGTERM) stops the writing at the next chunk; the volume is then undone.
+        let control = ScanControl()
+        let result = await withTaskCancellationHandler {
+            await BlockingWork.run { () -> Result<ChainApplyResult, BlockDeltaError> in
+                do throws(BlockDeltaError) {
+                    return .success(
+                        try ChainRestorer.overwrite(chain: chain, target: device, configuration: parallelism, control: control, logger: logger))
+                } catch {
+                    return .failure(error)
+                }
             }
+        } onCancel: {
+            control.cancel()
         }
         let applied: ChainApplyResult
         switch result {

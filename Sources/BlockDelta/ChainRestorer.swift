@@ -82,11 +82,11 @@ public enum ChainRestorer {
 
     /// Reads and checks every block of opened backups, writing nothing.
     private static func check(
-        _ readers: [VolumeBackupReader], configuration: ParallelIOConfiguration
+        _ readers: [VolumeBackupReader], configuration: ParallelIOConfiguration, control: ScanControl? = nil
     ) throws(BlockDeltaError) -> ChainApplyResult {
         var result = ChainApplyResult()
         for reader in readers {
-            try apply(reader, to: nil, skipZeroRegions: true, configuration: configuration, result: &result)
+            try apply(reader, to: nil, skipZeroRegions: true, configuration: configuration, control: control, result: &result)
         }
         return result
     }
@@ -137,14 +137,19 @@ public enum ChainRestorer {
     /// to a file): the whole chain is verified before the first byte is overwritten, then every block of
     /// the volume is written, zero regions included (the target's old contents are never trusted), and
     /// the target is synced. Bytes past the chain's volume size are left as they are.
+    ///
+    /// `control` stops the work at the next chunk when cancelled (the target then holds part of the
+    /// chain: a new volume is deleted by its caller, an existing one must be restored again).
     public static func overwrite(
-        chain: [VolumeBackupFiles], target: String, configuration: ParallelIOConfiguration = .init(), logger: Logger
+        chain: [VolumeBackupFiles], target: String, configuration: ParallelIOConfiguration = .init(), control: ScanControl? = nil,
+        logger: Logger
     ) throws(BlockDeltaError) -> ChainApplyResult {
-        try overwrite(open(chain: chain), target: target, configuration: configuration, logger: logger)
+        try overwrite(open(chain: chain), target: target, configuration: configuration, control: control, logger: logger)
     }
 
     private static func overwrite(
-        _ readers: [VolumeBackupReader], target: String, configuration: ParallelIOConfiguration, logger: Logger
+        _ readers: [VolumeBackupReader], target: String, configuration: ParallelIOConfiguration, control: ScanControl? = nil,
+        logger: Logger
     ) throws(BlockDeltaError) -> ChainApplyResult {
         let volumeSize = readers.last!.descriptor.geometry.volumeSize
         let existing = try OpenFile.openForReading(target)
@@ -155,14 +160,14 @@ public enum ChainRestorer {
             throw .targetTooSmall(path: target, targetSize: size, volumeSize: volumeSize)
         }
         logger.info("verifying the chain before overwriting the target", metadata: ["osb-target": "\(target)"])
-        _ = try check(readers, configuration: configuration)
+        _ = try check(readers, configuration: configuration, control: control)
         let output = try OpenFile.openForWriting(target, create: false)
         do throws(BlockDeltaError) {
             var result = ChainApplyResult()
             for reader in readers {
                 try apply(
                     reader, to: RestoreTarget(file: output, isBlockDevice: isBlockDevice), skipZeroRegions: false,
-                    configuration: configuration, result: &result)
+                    configuration: configuration, control: control, result: &result)
             }
             try output.sync()
             try output.close()
@@ -182,7 +187,7 @@ public enum ChainRestorer {
     /// Applies (or, with no target, only checks) one backup.
     static func apply(
         _ backup: VolumeBackupReader, to target: RestoreTarget?, skipZeroRegions: Bool,
-        configuration: ParallelIOConfiguration, result: inout ChainApplyResult
+        configuration: ParallelIOConfiguration, control: ScanControl? = nil, result: inout ChainApplyResult
     ) throws(BlockDeltaError) {
         let geometry = backup.descriptor.geometry
         let blockSize = geometry.blockSize
@@ -238,6 +243,7 @@ public enum ChainRestorer {
                 slot.byteCount = length
             },
             consume: { _, slot throws(BlockDeltaError) in
+                if let control, control.isCancelled { throw .cancelled(path: backup.data.path) }
                 var taken = 0  // blocks of this chunk already placed
                 while taken < slot.blockCount {
                     try applyZeroRegions()

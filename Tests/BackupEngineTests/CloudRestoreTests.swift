@@ -161,4 +161,27 @@ struct CloudRestoreTests {
             try expectNoDebris(running)
         }
     }
+
+    @Test("a restore cancelled midway (SIGTERM) deletes the volumes it created and throws a cancellation")
+    func cancelledRestore() async throws {
+        try await withCloudJob(transitionDelay: 0.3) { running, cloud, directory in
+            let repo = "\(directory)/repo"
+            _ = try await runJob(request(directory, running, level: .full), cloud, repository: repo)
+            let plan = try RestorePlan.make(repository: BackupRepository(directory: repo, create: false), jobID: nil, servers: [], volumes: [])
+            let restore = Task {
+                try await CloudRestoreJob.run(restoreRequest(directory, running, target: .newVolumes), plan: plan, cloud: cloud, logger: testLogger)
+            }
+            var created = false
+            for _ in 0..<400 where !created {
+                created = try running.inventory().volumes.contains { ($0.name ?? "").hasPrefix("restored-") }
+                if !created { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(created, "the restore began creating volumes")
+            restore.cancel()
+            let error = await #expect(throws: BackupError.self) { _ = try await restore.value }
+            #expect(error?.kind == .cancelled, "\(String(describing: error))")
+            #expect(try running.inventory().volumes.allSatisfy { !($0.name ?? "").hasPrefix("restored-") })
+            try expectNoDebris(running)
+        }
+    }
 }
