@@ -40,43 +40,57 @@ public struct RestorePlan: Sendable {
     /// The volumes chosen, in the job's order.
     public var volumes: [PlannedVolume]
 
-    /// The volumes of job `jobID` (the newest when nil) chosen by server and volume UUIDs (all when both
-    /// are empty), each with its chain, which is checked to exist now (before anything is created).
+    /// The volumes of job `jobID` (the newest when nil) chosen by servers (UUID, or the name their `.conf`
+    /// recorded) and volume UUIDs (all when both are empty), each with its chain, which is checked to exist
+    /// now (before anything is created). A server the job does not hold is an error naming it.
     public static func make(
         repository: BackupRepository, jobID: BackupID?, servers: [String], volumes: [String]
     ) throws(BlockDeltaError) -> RestorePlan {
         let job: BackupJobManifest
         if let jobID { job = try repository.manifest(ofJob: jobID) } else { job = try repository.latestJob() }
-        let servers = Set(servers.map { $0.lowercased() })
         let volumeIDs = Set(volumes.map { $0.lowercased() })
-        let wanted = job.volumes.filter { record in
-            (servers.isEmpty && volumeIDs.isEmpty) || volumeIDs.contains(record.volumeID.lowercased())
-                || record.serverID.map { servers.contains($0.lowercased()) } == true
+        let jobFolder = "\(repository.directory)/\(job.jobID)"
+        var configurations: [String: ServerConfiguration?] = [:]
+        var planned: [PlannedVolume] = []
+        var matchedServers: Set<String> = []
+        for record in job.volumes {
+            let folder = (record.dataFile as NSString).deletingLastPathComponent
+            if configurations[folder] == nil {
+                configurations[folder] = .some(try configuration(in: "\(jobFolder)/\(folder)"))
+            }
+            let configuration = configurations[folder] ?? nil
+            // A server by UUID, or by the name its .conf recorded.
+            let server = servers.first { wanted in
+                record.serverID?.lowercased() == wanted.lowercased() || (record.serverID != nil && configuration?.server?.name == wanted)
+            }
+            if let server { matchedServers.insert(server) }
+            guard (servers.isEmpty && volumeIDs.isEmpty) || server != nil || volumeIDs.contains(record.volumeID.lowercased()) else { continue }
+            guard let id = record.id else { throw .malformed(path: repository.directory, "backup id '\(record.backupID)' is not a UUID") }
+            planned.append(
+                PlannedVolume(record: record, chain: try repository.chain(endingAt: id), configuration: configuration, folder: folder))
         }
-        guard !wanted.isEmpty else {
+        for server in servers where !matchedServers.contains(server) {
+            throw .invalidArgument(
+                "job \(job.jobID) holds no server '\(server)' (by UUID or name)", path: repository.directory,
+                hint: "list what it holds with `osbackup list jobs --from \(repository.directory) --json`")
+        }
+        guard !planned.isEmpty else {
             throw .invalidArgument(
                 "job \(job.jobID) holds no volume of the servers or volumes selected", path: repository.directory,
                 hint: "list what it holds with `osbackup list jobs --from \(repository.directory) --json`")
         }
-        let jobFolder = "\(repository.directory)/\(job.jobID)"
-        var planned: [PlannedVolume] = []
-        for record in wanted {
-            guard let id = record.id else { throw .malformed(path: repository.directory, "backup id '\(record.backupID)' is not a UUID") }
-            let folder = (record.dataFile as NSString).deletingLastPathComponent
-            let folderID = (folder as NSString).lastPathComponent
-            let confPath = "\(jobFolder)/\(folder)/\(folderID).conf"
-            var configuration: ServerConfiguration?
-            if let bytes = FileManager.default.contents(atPath: confPath) {
-                do {
-                    configuration = try ServerConfiguration.decode(Array(bytes))
-                } catch {
-                    throw .malformed(path: confPath, "is not a server configuration this version reads: \(error)")
-                }
-            }
-            planned.append(
-                PlannedVolume(record: record, chain: try repository.chain(endingAt: id), configuration: configuration, folder: folder))
-        }
         return RestorePlan(repository: repository, job: job, volumes: planned)
+    }
+
+    /// The `.conf` of a namespace folder (`<folder>/<folder's uuid>.conf`), nil when it has none.
+    private static func configuration(in folder: String) throws(BlockDeltaError) -> ServerConfiguration? {
+        let path = "\(folder)/\((folder as NSString).lastPathComponent).conf"
+        guard let bytes = FileManager.default.contents(atPath: path) else { return nil }
+        do {
+            return try ServerConfiguration.decode(Array(bytes))
+        } catch {
+            throw .malformed(path: path, "is not a server configuration this version reads: \(error)")
+        }
     }
 
     /// The folder of the job restored.

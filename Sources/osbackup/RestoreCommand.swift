@@ -22,7 +22,7 @@ struct RestoreCommand: AsyncParsableCommand {
     @Option(help: "Job id (default: the newest job).")
     var job: String?
 
-    @Option(help: "Server UUID whose volumes to restore (repeatable; default: every volume of the job).")
+    @Option(help: "Server whose volumes to restore, by UUID or by the name the backup recorded (repeatable; default: every volume of the job).")
     var server: [String] = []
 
     @Option(help: "Volume UUID to restore (repeatable).")

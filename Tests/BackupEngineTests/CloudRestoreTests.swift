@@ -82,8 +82,14 @@ struct CloudRestoreTests {
         try await withCloudJob { running, cloud, directory in
             let (repo, webRootAfterChange) = try await backUpTwice(running, cloud, directory)
             let webID = EmulatorSeed.serverID("web/1 ..\u{202E}\nevil")
-            let plan = try RestorePlan.make(
-                repository: BackupRepository(directory: repo, create: false), jobID: nil, servers: [webID], volumes: [])
+            // The server by the name its .conf recorded (awkward as it is); an unknown one is refused by name.
+            let repository = try BackupRepository(directory: repo, create: false)
+            let plan = try RestorePlan.make(repository: repository, jobID: nil, servers: ["web/1 ..\u{202E}\nevil"], volumes: [])
+            #expect(Set(plan.volumes.map(\.record.serverID)) == [webID])
+            let unknown = #expect(throws: BlockDeltaError.self) {
+                try RestorePlan.make(repository: repository, jobID: nil, servers: ["web-2"], volumes: [])
+            }
+            #expect(unknown?.description.contains("no server 'web-2'") == true)
             let report = try await CloudRestoreJob.run(
                 restoreRequest(directory, running, target: .newServer(.init(name: "web-restored"))), plan: plan, cloud: cloud,
                 logger: testLogger)
