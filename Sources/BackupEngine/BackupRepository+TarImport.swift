@@ -10,8 +10,9 @@ extension BackupRepository {
         let provisional = BackupID.generate()
         let pending = try beginJob(provisional)
         do throws(BlockDeltaError) {
-            _ = try TarExtraction.extract(input, into: pending.folder)
-            let manifest = try JobManifestReconstruction.manifest(ofFolder: pending.folder, jobID: provisional)
+            let summary = try TarExtraction.extract(input, into: pending.folder)
+            let manifest = try JobManifestReconstruction.manifest(
+                ofFolder: pending.folder, jobID: provisional, recordedJobID: summary.jobID.flatMap(BackupID.init))
             if let id = manifest.id, containsJob(id) {
                 throw BlockDeltaError.invalidArgument(
                     "\(input.name) holds job \(id) again (its volume backups are already read from an earlier source)",

@@ -18,8 +18,11 @@ import Foundation
 /// id is not in the stream; an image job's is exactly that).
 public enum JobManifestReconstruction {
     /// Reads the namespace below `folder` (a job folder; `manifest.json` and lock files at its top are
-    /// ignored) and returns the manifest of the job it holds. `jobID` names a job with no volume backup.
-    public static func manifest(ofFolder folder: String, jobID fallbackID: BackupID) throws(BlockDeltaError) -> BackupJobManifest {
+    /// ignored) and returns the manifest of the job it holds: job `recordedJobID` when the stream said
+    /// which (streams of `backup --to -` do), else the id of its oldest volume backup, else `jobID`.
+    public static func manifest(
+        ofFolder folder: String, jobID fallbackID: BackupID, recordedJobID: BackupID? = nil
+    ) throws(BlockDeltaError) -> BackupJobManifest {
         let paths = try namespaceFiles(in: folder)
         let fileSet = Set(paths)
         var claimed: Set<String> = []
@@ -39,7 +42,7 @@ public enum JobManifestReconstruction {
         }
         let ids = volumes.compactMap(\.id).sorted()
         let levels = Set(volumes.map(\.level))
-        let jobID = ids.first ?? fallbackID
+        let jobID = recordedJobID ?? ids.first ?? fallbackID
         return BackupJobManifest(
             jobID: "\(jobID)", kind: paths.contains { $0.hasPrefix("\(BackupNamespace.root)/") } ? "cloud" : "image",
             createdAt: timestamp(of: jobID), requestedLevel: levels.first { $0 != "\(BackupLevel.full)" } ?? "\(BackupLevel.full)",

@@ -35,6 +35,8 @@ public enum TarExtraction {
         public var files = 0
         /// Bytes of file data written.
         public var bytes: UInt64 = 0
+        /// The job id the entries carry (``TarWriter/jobAttribute``), when they agree on one.
+        public var jobID: String?
     }
 
     /// The first components a backup namespace path may start with.
@@ -72,6 +74,14 @@ public enum TarExtraction {
                 }
                 let name = (archive_entry_pathname_utf8(entry) ?? archive_entry_pathname(entry)).map { String(cString: $0) } ?? ""
                 let path = try checkedPath(name, entry: entry, input: input)
+                if let recorded = jobAttribute(of: entry) {
+                    guard summary.jobID == nil || summary.jobID == recorded else {
+                        throw .malformed(
+                            path: input.name, "entry '\(name)' belongs to job \(recorded), the entries before it to job \(summary.jobID!)",
+                            hint: "give each stream as `backup --to -` wrote it; streams cannot be concatenated")
+                    }
+                    summary.jobID = recorded
+                }
                 let target = "\(folder)/\(path)"
                 if archive_entry_filetype(entry) == Glibc.S_IFDIR {
                     try createFolder(target)
@@ -85,6 +95,19 @@ public enum TarExtraction {
             }
             return summary
         }
+    }
+
+    /// The job id an entry carries in its extended attributes, if any.
+    private static func jobAttribute(of entry: OpaquePointer) -> String? {
+        archive_entry_xattr_reset(entry)
+        var name: UnsafePointer<CChar>?
+        var value: UnsafeRawPointer?
+        var size = 0
+        while archive_entry_xattr_next(entry, &name, &value, &size) == ARCHIVE_OK {
+            guard let name, String(cString: name) == TarWriter.jobAttribute, let value else { continue }
+            return String(decoding: UnsafeRawBufferPointer(start: value, count: size), as: UTF8.self)
+        }
+        return nil
     }
 
     /// The entry's path inside the folder, or the error that refuses it.

@@ -82,7 +82,7 @@ public final class TarSink: BackupSink {
         spool = try BackupRepository(directory: spoolDirectory, create: true)
         pending = try spool.beginJob(jobID)
         do {
-            state = Mutex(State(writer: try TarWriter(descriptor: descriptor, outputName: outputName), descriptor: descriptor, owned: owned))
+            state = Mutex(State(writer: try TarWriter(descriptor: descriptor, outputName: outputName, jobID: "\(jobID)"), descriptor: descriptor, owned: owned))
         } catch {
             spool.abandonJob(pending)
             throw error

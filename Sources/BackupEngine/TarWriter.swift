@@ -23,9 +23,16 @@ final class TarWriter {
     /// The permissions of every file entry.
     static let filePermissions: mode_t = 0o640
 
-    /// Opens a pax stream on `descriptor` (not closed by the writer).
-    init(descriptor: Int32, outputName: String) throws(BlockDeltaError) {
+    /// The extended attribute each entry carries with the job's id (pax `SCHILY.xattr.user.osbackup.job`),
+    /// so a restore knows the stream's job by the id `backup` printed. Tar extracts it only with `--xattrs`.
+    static let jobAttribute = "user.osbackup.job"
+    /// The job id every entry carries.
+    let jobID: String
+
+    /// Opens a pax stream of job `jobID` on `descriptor` (not closed by the writer).
+    init(descriptor: Int32, outputName: String, jobID: String) throws(BlockDeltaError) {
         self.outputName = outputName
+        self.jobID = jobID
         guard let archive = archive_write_new() else {
             throw .failed(path: outputName, "libarchive cannot allocate a tar writer (out of memory)")
         }
@@ -34,6 +41,9 @@ final class TarWriter {
             // Restricted pax: a plain ustar header where it suffices, a pax extended header (UTF-8 path,
             // sizes past 8 GiB) only where needed.
             try check(archive_write_set_format_pax_restricted(archive), "select the pax tar format")
+            // Extended attributes (the job id) only as SCHILY.xattr, which GNU tar knows; the LIBARCHIVE.xattr
+            // copy would make it warn about an unknown keyword on every entry.
+            try check(archive_write_set_format_option(archive, "pax", "xattrheader", "SCHILY"), "select the pax xattr header")
             try check(archive_write_set_bytes_per_block(archive, Self.bytesPerBlock), "set the tar block size")
             try check(archive_write_set_bytes_in_last_block(archive, Self.bytesInLastBlock), "set the tar block size")
             try check(archive_write_open_fd(archive, descriptor), "open the tar stream")
@@ -119,6 +129,9 @@ final class TarWriter {
             var now = timespec()
             clock_gettime(CLOCK_REALTIME, &now)
             archive_entry_set_mtime(entry, now.tv_sec, Int(now.tv_nsec))
+            Array(jobID.utf8).withUnsafeBytes { value in
+                archive_entry_xattr_add_entry(entry, Self.jobAttribute, value.baseAddress, value.count)
+            }
             try check(archive_write_header(archive, entry), "write the tar header of \(path)")
             try body()
             try check(archive_write_finish_entry(archive), "finish the tar entry \(path)")

@@ -150,6 +150,7 @@ struct TarStreamTests {
             let incrementalJob = try spool.importTar(.file("\(incrementalTar).zst"))
             #expect(Set(fullJob.files + fullJob.volumes.flatMap { [$0.regionsFile, $0.digestsFile, $0.dataFile] }) == Set(listed))
             for (report, job) in [(full, fullJob), (incremental, incrementalJob)] {
+                #expect(job.jobID == report.jobID, "a stream's job keeps the id the backup printed")
                 #expect(job.kind == "cloud")
                 #expect(job.volumes.count == report.volumes.count)
                 for volume in report.volumes {
