@@ -81,7 +81,8 @@ struct CloudCommandTests {
         process.arguments = ["backup", "--to", directory + "/repo", "--state", directory + "/state", "--level", "full", "--parallel", "1"] + extra
         process.environment = environment.merging(["PATH": "/usr/bin:/bin"]) { $1 }
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        FileManager.default.createFile(atPath: directory + "/backup.err", contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: directory + "/backup.err")
         try process.run()
         return process
     }
@@ -207,7 +208,9 @@ struct CloudCommandTests {
                 if sample.keys.contains(where: { $0.hasPrefix("osb-pipeline") }) || !backup.isRunning { break }
                 try await Task.sleep(for: .milliseconds(25))
             }
-            #expect(sample.keys.contains { $0.hasPrefix("osb-pipeline") }, "no scan thread seen: \(sample)")
+            #expect(
+                sample.keys.contains { $0.hasPrefix("osb-pipeline") },
+                "no scan thread seen: \(sample); backup: \((try? String(contentsOfFile: directory + "/backup.err", encoding: .utf8)) ?? "")")
             #expect(sample.values.allSatisfy { $0 == "7" }, "\(sample)")
             let (_, ionice) = try await runProgram("/usr/bin/ionice", ["-p", "\(pid)"])
             #expect(ionice.contains("idle"), "\(ionice)")
