@@ -68,6 +68,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The Swift side of the Bacula plugin: `osbackup bacula-backend` (docs/bacula-protocol.md).
+        .target(
+            name: "BaculaBridge",
+            dependencies: [
+                "BackupEngine",
+                "BlockDelta",
+                "OpenStackClient",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "OpenStackClient",
             dependencies: [
@@ -98,6 +109,7 @@ let package = Package(
             name: "osbackup",
             dependencies: [
                 "BackupEngine",
+                "BaculaBridge",
                 "BlockDelta",
                 "OpenStackClient",
                 "CloudEmulator",
@@ -123,6 +135,11 @@ let package = Package(
         .testTarget(
             name: "BackupEngineTests",
             dependencies: ["BackupEngine", "BlockDelta", "TestSupport", "OpenStackClient", "CloudEmulator"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BaculaBridgeTests",
+            dependencies: ["BaculaBridge", "BackupEngine", "BlockDelta", "TestSupport", "OpenStackClient", "CloudEmulator"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -12,9 +12,10 @@ public import BlockDelta
 ///
 /// Calls may come from several volume tasks at once: sinks serialise what must be serial.
 public protocol BackupSink: AnyObject, Sendable {
-    /// Whether an earlier volume backup is still stored, so an Incremental may build on it. A stream
-    /// cannot know and answers true: its chain is kept by whoever keeps the streams.
-    func isStored(_ id: BackupID) -> Bool
+    /// Whether earlier volume backup `id` is still stored, so an Incremental of the volume whose files go
+    /// to `paths` may build on it. A tar stream cannot know and answers true (its chain is kept by whoever
+    /// keeps the streams); the Bacula stream asks the catalog whether it holds an earlier version of `paths`.
+    func isStored(_ id: BackupID, paths: VolumeNamespacePaths) -> Bool
     /// Stores a small whole file at a namespace path.
     func writeFile(_ path: String, contents: [UInt8]) throws(BlockDeltaError)
     /// The local files a volume's scan writes into for these namespace paths.
@@ -23,10 +24,18 @@ public protocol BackupSink: AnyObject, Sendable {
     func commitVolume(_ paths: VolumeNamespacePaths, files: VolumeBackupFiles) throws(BlockDeltaError)
     /// Drops a volume backup that failed.
     func abandonVolume(_ paths: VolumeNamespacePaths, files: VolumeBackupFiles)
+    /// Told of each volume of the job that was not saved (before ``finish(_:)``): a stream that replaces an
+    /// earlier version of the namespace (Bacula's Accurate mode) keeps that volume's earlier files.
+    func volumeNotSaved(_ paths: VolumeNamespacePaths)
     /// Commits the job with its manifest.
     func finish(_ manifest: BackupJobManifest) throws(BlockDeltaError)
     /// Drops the job.
     func abandon()
+}
+
+extension BackupSink {
+    /// Nothing to do for a repository or a tar stream: each job stands alone.
+    public func volumeNotSaved(_ paths: VolumeNamespacePaths) {}
 }
 
 /// The sink of a directory repository: the job's namespace is written straight into `<job id>.partial`,
@@ -44,7 +53,7 @@ public final class DirectorySink: BackupSink {
         pending = try repository.beginJob(jobID)
     }
 
-    public func isStored(_ id: BackupID) -> Bool { stored.contains(id) }
+    public func isStored(_ id: BackupID, paths: VolumeNamespacePaths) -> Bool { stored.contains(id) }
 
     public func writeFile(_ path: String, contents: [UInt8]) throws(BlockDeltaError) {
         let full = try prepare(path)

@@ -229,6 +229,7 @@ public enum CloudBackupJob {
                 outcome.bytesStored = volume.record.dataBytes
                 outcome.fallbackReason = volume.record.fallbackReason
             case .failure(let error):
+                sink.volumeNotSaved(item.paths)
                 outcome.error = error.description
                 outcome.errorKind = error.kind
                 logger.error("volume not saved", metadata: ["osb-volume": "\(item.volume.id)", "osb-error": "\(error)"])

@@ -91,7 +91,7 @@ public final class TarSink: BackupSink {
 
     /// Always true: a stream cannot know what the reader keeps, and its chain is kept by whoever keeps the
     /// streams (the restore takes them in chain order).
-    public func isStored(_ id: BackupID) -> Bool { true }
+    public func isStored(_ id: BackupID, paths: VolumeNamespacePaths) -> Bool { true }
 
     public func writeFile(_ path: String, contents: [UInt8]) throws(BlockDeltaError) {
         try write { writer throws(BlockDeltaError) in try writer.append(path, bytes: contents) }

@@ -107,7 +107,7 @@ public enum VolumeScan {
         }
         let plan = LevelPlanner.plan(
             volumeID: volumeID, volumeSize: source.size, requested: request.level, requestedBlockSize: request.blockSize,
-            state: state, isStored: sink.isStored, logger: logger)
+            state: state, isStored: { sink.isStored($0, paths: request.paths) }, logger: logger)
         let descriptor: BackupDescriptor
         let files: VolumeBackupFiles
         do {

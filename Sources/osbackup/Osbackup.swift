@@ -15,7 +15,7 @@ struct Osbackup: AsyncParsableCommand {
         abstract: "Block-level backup of OpenStack servers and volumes, for Bacula or standalone.",
         version: "0.1.0",
         subcommands: [
-            BackupCommand.self, RestoreCommand.self, CleanupCommand.self, ListCommand.self, VerifyCommand.self, PruneCommand.self, EstimateCommand.self,
+            BackupCommand.self, RestoreCommand.self, CleanupCommand.self, ListCommand.self, VerifyCommand.self, PruneCommand.self, EstimateCommand.self, BaculaBackendCommand.self,
             ImageCommand.self, DoctorCommand.self,
             EmulatorCommand.self,
         ]

@@ -1,0 +1,213 @@
+public import BackupEngine
+public import BlockDelta
+public import Logging
+public import OpenStackClient
+
+import Foundation
+
+/// `osbackup bacula-backend`: one Bacula job's backend, started by `openstack-fd.so`, speaking the protocol
+/// of docs/bacula-protocol.md on its standard input and output (logs on standard error).
+///
+/// A backup runs the cloud job (``CloudBackupJob``) into a ``BaculaStreamSink``; an estimate lists what a
+/// backup would send. Every failure ends the session with an `A` packet naming it; the plugin fails the
+/// job with that text.
+public struct BaculaBackend: Sendable {
+    /// The protocol version this backend speaks.
+    public static let protocolVersion = 1
+
+    private let reader: BackendPacketReader
+    private let writer: BackendPacketWriter
+    private let environment: [String: String]
+    private let logger: Logger
+
+    /// A backend on `input` (from the plugin) and `output` (to the plugin).
+    public init(input: Int32, output: Int32, environment: [String: String], logger: Logger) {
+        reader = BackendPacketReader(descriptor: input)
+        writer = BackendPacketWriter(descriptor: output)
+        self.environment = environment
+        self.logger = logger
+    }
+
+    /// Runs the session; returns the process exit status (0 the job's work was done, 1 it failed).
+    public func run() async -> Int32 {
+        do {
+            let (job, parameters, command) = try opening()
+            var logger = logger
+            logger[metadataKey: "osb-bacula-job"] = "\(job.jobID)"
+            switch command {
+            case "BackupStart": try await backUp(job, parameters, logger: logger)
+            case "EstimateStart": try await estimate(job, parameters, logger: logger)
+            case "RestoreStart":
+                throw BackupError(
+                    .configuration, resource: "Bacula restore", "restores through the plugin are not available yet",
+                    hint: "restore with `osbackup restore` from a repository or tar stream meanwhile")
+            default:
+                throw BackendProtocolError("unknown command '\(command)'", offset: 0)
+            }
+            return 0
+        } catch {
+            let message = (error as? BackupError)?.description ?? "\(error)"
+            logger.error("Bacula job failed", metadata: ["osb-error": "\(message)"])
+            try? writer.send(BackendPacket(.abort, text: String(message.prefix(4000))))
+            return 1
+        }
+    }
+
+    // MARK: Opening
+
+    /// Handshake, `Job` block, `Params` block and the start command.
+    private func opening() throws -> (BaculaJobInfo, PluginParameters, String) {
+        let hello = try expectCommand()
+        guard hello.hasPrefix("Hello openstack-fd ") else { throw BackendProtocolError("expected Hello, got '\(hello.prefix(80))'", offset: 0) }
+        guard hello == "Hello openstack-fd \(Self.protocolVersion)" else {
+            try writer.send(BackendPacket(.abort, text: "the plugin speaks '\(hello)', this osbackup speaks version \(Self.protocolVersion): install matching versions"))
+            throw BackendProtocolError("protocol version mismatch: '\(hello)'", offset: 0)
+        }
+        try writer.send(BackendPacket(.command, text: "Hello osbackup \(Self.protocolVersion)"))
+        guard try expectCommand() == "Job" else { throw BackendProtocolError("expected the Job block", offset: 0) }
+        let job = try BaculaJobInfo(try commandsUntilEnd())
+        guard try expectCommand() == "Params" else { throw BackendProtocolError("expected the Params block", offset: 0) }
+        let words = try commandsUntilEnd().map { line -> (key: String, value: String) in
+            guard let equals = line.firstIndex(of: "=") else { return (line, "yes") }
+            return (String(line[..<equals]), String(line[line.index(after: equals)...]))
+        }
+        let parameters = try PluginParameters(words)
+        return (job, parameters, try expectCommand())
+    }
+
+    private func expectCommand() throws -> String {
+        guard let packet = try reader.next() else { throw BackendProtocolError("the plugin closed the stream", offset: 0) }
+        guard packet.status == .command else { throw BackendProtocolError("expected a command, got a \(packet.status) packet", offset: 0) }
+        return packet.text
+    }
+
+    private func commandsUntilEnd() throws -> [String] {
+        var lines: [String] = []
+        while true {
+            guard let packet = try reader.next() else { throw BackendProtocolError("the plugin closed the stream", offset: 0) }
+            if packet.status == .endOfData { return lines }
+            guard packet.status == .command else { throw BackendProtocolError("expected key=value commands, got a \(packet.status) packet", offset: 0) }
+            guard lines.count < 10_000 else { throw BackendProtocolError("a block of more than 10 000 lines", offset: 0) }
+            lines.append(packet.text)
+        }
+    }
+
+    // MARK: Backup
+
+    private func backUp(_ job: BaculaJobInfo, _ parameters: PluginParameters, logger: Logger) async throws {
+        let level = job.backupLevel
+        if level != .full && !job.accurate {
+            throw BackupError(
+                .configuration, resource: "Bacula job \(job.jobName)",
+                "an \(level) backup through the plugin needs Accurate = yes in the Job resource (without it the Director restores stale data)",
+                hint: "add `Accurate = yes` to the Job and run it again")
+        }
+        let selection = try parameters.selection()
+        let parallel = try parameters.integer("parallel", default: 4)
+        let limiter = try parameters.value("bwlimit").map { ReadRateLimiter(bytesPerSecond: try ReadRateLimiter.parse($0)) }
+        let state = parameters.value("state") ?? "\(job.workingDirectory)/osbackup"
+        try await withCloud(parameters) { configuration, cloud, transport in
+            let proxyID = try await proxyServerID(parameters, configuration: configuration, transport: transport)
+            try writer.send(BackendPacket(.command, text: "OK"))
+            let replies = PluginReplies(reader: reader)
+            let jobID = BackupID.generate()
+            let sink = try BaculaStreamSink(
+                writer: writer, replies: replies, spoolDirectory: "\(state)/spool", jobID: jobID, logger: logger)
+            let report = try await withKeepAlive {
+                try await CloudBackupJob.run(
+                    CloudBackupRequest(
+                        selection: selection, level: level, stateDirectory: state, proxyServerID: proxyID,
+                        devices: devices(parameters, configuration: configuration), parallel: parallel, readRateLimiter: limiter),
+                    cloud: cloud, sink: sink, jobID: jobID, logger: logger)
+            }
+            for volume in report.volumes where !volume.saved {
+                try writer.send(BackendPacket(.warning, text: "volume \(volume.volumeName ?? "") (\(volume.volumeID)) not saved: \(volume.error ?? "")"))
+            }
+            try writer.send(BackendPacket(.info, text: String(report.summaryTable().prefix(60_000))))
+            try writer.send(BackendPacket(.command, text: "BYE"))
+        }
+    }
+
+    // MARK: Estimate
+
+    private func estimate(_ job: BaculaJobInfo, _ parameters: PluginParameters, logger: Logger) async throws {
+        let selection = try parameters.selection()
+        let state = parameters.value("state") ?? "\(job.workingDirectory)/osbackup"
+        try await withCloud(parameters) { configuration, cloud, transport in
+            let proxyID = try await proxyServerID(parameters, configuration: configuration, transport: transport)
+            try writer.send(BackendPacket(.command, text: "OK"))
+            let report = try await CloudEstimate.run(
+                selection: selection, level: job.backupLevel, cloud: cloud, proxyServerID: proxyID, stateDirectory: state, repository: nil)
+            let now = Int(Date().timeIntervalSince1970)
+            for volume in report.volumes {
+                let folder = volume.serverID.map(BackupNamespace.serverFolder) ?? BackupNamespace.volumeFolder(volumeID: volume.volumeID)
+                let paths = BackupNamespace.volumeFiles(folder: folder, volumeID: volume.volumeID, volumeName: volume.volumeName)
+                let kind = volume.level == "\(BackupLevel.full)" ? "full" : "delta"
+                // The data file's size is not known before the scan: the volume's size bounds it.
+                for (path, size) in [(paths.regions, 0), (paths.digests, 0), (paths.data, volume.bytesToRead)] {
+                    try writer.send([
+                        BackendPacket(.command, text: "FNAME:/\(path)"), BackendPacket(.command, text: "STAT:\(size) \(now) \(kind)"),
+                        BackendPacket(.endOfData),
+                    ])
+                }
+            }
+            try writer.send(BackendPacket(.command, text: "END"))
+        }
+    }
+
+    // MARK: The cloud
+
+    /// Runs `body` with the cloud the parameters name (`cloud=`, `clouds_yaml=`), its transport shut down after.
+    private func withCloud(
+        _ parameters: PluginParameters,
+        _ body: @Sendable (CloudConfiguration, CloudServices, OpenStackTransport) async throws -> Void
+    ) async throws {
+        var environment = environment
+        if let path = parameters.value("clouds_yaml") { environment["OS_CLIENT_CONFIG_FILE"] = path }
+        let configuration = try CloudConfigurationLoader(environment: environment)
+            .load(overrides: CloudConfigurationOverrides(cloud: parameters.value("cloud")))
+        try await OpenStackTransport.withTransport(
+            caCertificatePath: configuration.caCertificatePath, verifyTLS: configuration.verifyTLS
+        ) { transport in
+            let session = KeystoneSession(configuration: configuration, transport: transport, logger: logger)
+            let cloud = try await CloudServices.connect(session: session)
+            try await body(configuration, cloud, transport)
+        }
+    }
+
+    private func proxyServerID(
+        _ parameters: PluginParameters, configuration: CloudConfiguration, transport: OpenStackTransport
+    ) async throws -> String {
+        let (id, source) = await CloudDoctor.proxyServerID(
+            sources: ProxyIdentitySources(
+                explicit: parameters.value("proxy_server"), environment: environment["OSBACKUP_PROXY_SERVER"],
+                metadataURL: environment["OSBACKUP_METADATA_URL"] ?? ProxyIdentitySources.defaultMetadataURL),
+            configuration: configuration, transport: transport, logger: logger)
+        guard let id else {
+            throw BackupError(
+                .configuration, resource: "proxy server",
+                "no proxy server id: not given (proxy_server=, OSBACKUP_PROXY_SERVER, osbackup_proxy_server in clouds.yaml) and \(source)",
+                hint: "add proxy_server=<this host's Nova server id> to the Plugin line")
+        }
+        return id
+    }
+
+    private func devices(_ parameters: PluginParameters, configuration: CloudConfiguration) throws -> DeviceLocator {
+        let folder = parameters.value("device_directory") ?? environment["OSBACKUP_DEVICE_DIRECTORY"] ?? configuration.deviceDirectory ?? "/dev"
+        return DeviceLocator(deviceDirectory: folder, timeout: .seconds(try parameters.integer("device_timeout", default: 120)))
+    }
+
+    /// Runs `body` while sending a keep-alive every 30 s, so the plugin's timeout measures silence, not work.
+    private func withKeepAlive<Result: Sendable>(_ body: () async throws -> Result) async throws -> Result {
+        let writer = writer
+        let keepAlive = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(30))
+                if Task.isCancelled { break }
+                try? writer.send(BackendPacket(.keepAlive))
+            }
+        }
+        defer { keepAlive.cancel() }
+        return try await body()
+    }
+}

@@ -1,0 +1,252 @@
+import BackupEngine
+import BaculaBridge
+import BlockDelta
+import CloudEmulator
+import Foundation
+import Logging
+import Testing
+import TestSupport
+
+private let seedYAML = """
+    projects:
+      - name: admin
+    users:
+      - name: admin
+        password: admin-secret
+        roles: {admin: [admin]}
+        default_project: admin
+    flavors:
+      - {name: m1.small, vcpus: 1, ram: 2048, disk: 20}
+    servers:
+      - name: backup-proxy
+        project: admin
+        flavor: m1.small
+        proxy: true
+        volumes:
+          - {name: proxy-root, size: 2}
+      - name: app-1
+        project: admin
+        flavor: m1.small
+        volumes:
+          - name: app-1-root
+            size: 4
+            content: [{text: "app root\\n", length: 64K}, {zero: 1M}, {random: 1M, seed: 5}]
+    volumes:
+      - name: loose
+        project: admin
+        size: 2
+        content: [{random: 256K, seed: 6}]
+    """
+
+/// What the plugin side of a session received.
+private struct Received {
+    /// Files by name: their kind (`full`/`delta`) and data.
+    var files: [(name: String, kind: String, data: [UInt8])] = []
+    var checks: [String] = []
+    var seen: [String] = []
+    var messages: [(BackendPacket.Status, String)] = []
+    var abort: String?
+    var sawBye = false
+}
+
+/// The plugin's side of one session, run on a thread of its own (its reads block): handshake, Job,
+/// Params, the start command, then the backup's files, answering `CHECK:` with `catalogHas` and `END`
+/// with `JobEnd:<jobEnd>`.
+private func drivePlugin(
+    toBackend: Int32, fromBackend: Int32, level: String, accurate: Bool, parameters: [String], catalogHas: Bool, jobEnd: String,
+    workingDirectory: String
+) async -> Received {
+    await withCheckedContinuation { continuation in
+        let thread = Thread {
+            let writer = BackendPacketWriter(descriptor: toBackend)
+            let reader = BackendPacketReader(descriptor: fromBackend)
+            var received = Received()
+            func send(_ texts: [String], end: Bool = false) throws {
+                try writer.send(texts.map { BackendPacket(.command, text: $0) } + (end ? [BackendPacket(.endOfData)] : []))
+            }
+            do {
+                try send(["Hello openstack-fd 1"])
+                #expect(try reader.next()?.text == "Hello osbackup 1")
+                try send(
+                    [
+                        "Job", "JobId=7", "JobName=openstack-test", "Level=\(level)", "Since=0", "Accurate=\(accurate ? 1 : 0)", "Where=",
+                        "RegexWhere=", "Replace=a", "WorkingDir=\(workingDirectory)",
+                    ], end: true)
+                try send(["Params"] + parameters, end: true)
+                try send(["BackupStart"])
+                while let packet = try reader.next() {
+                    let text = packet.text
+                    switch packet.status {
+                    case .abort:
+                        received.abort = text
+                    case .info, .warning, .error:
+                        received.messages.append((packet.status, text))
+                    case .keepAlive, .data, .endOfData:
+                        break
+                    case .command where text.hasPrefix("FNAME:"):
+                        let stat = try #require(try reader.next()).text
+                        #expect(try reader.next()?.status == .endOfData)
+                        let fields = stat.dropFirst("STAT:".count).split(separator: " ")
+                        var data: [UInt8] = []
+                        while let part = try reader.next(), part.status == .data { data += part.payload }
+                        #expect(UInt64(fields[0]) == UInt64(data.count), "the size stated is the size sent")
+                        received.files.append((String(text.dropFirst("FNAME:".count)), String(fields[2]), data))
+                    case .command where text.hasPrefix("CHECK:"):
+                        received.checks.append(String(text.dropFirst("CHECK:".count)))
+                        try send([catalogHas ? "CHECK:found 0" : "CHECK:none"])
+                    case .command where text.hasPrefix("SEEN:"):
+                        received.seen.append(String(text.dropFirst("SEEN:".count)))
+                    case .command where text == "END":
+                        try send(["JobEnd:\(jobEnd)"])
+                    case .command where text == "BYE":
+                        received.sawBye = true
+                    case .command:
+                        #expect(text == "OK", "unexpected command \(text)")
+                    }
+                }
+            } catch {
+                Issue.record("the plugin side failed: \(error)")
+            }
+            close(toBackend)
+            continuation.resume(returning: received)
+        }
+        thread.start()
+    }
+}
+
+/// Runs one backend session against the emulator; returns what the plugin received and the backend's status.
+private func session(
+    _ running: RunningEmulator, directory: String, level: String, accurate: Bool = true, catalogHas: Bool = true, jobEnd: String = "OK",
+    extra: [String] = []
+) async throws -> (Received, Int32) {
+    var toBackend: [Int32] = [0, 0]
+    var fromBackend: [Int32] = [0, 0]
+    #expect(pipe(&toBackend) == 0 && pipe(&fromBackend) == 0)
+    let environment = [
+        "OS_AUTH_URL": running.authURL, "OS_USERNAME": "admin", "OS_PASSWORD": "admin-secret", "OS_PROJECT_NAME": "admin",
+        "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default", "OS_REGION_NAME": running.region, "HOME": directory,
+    ]
+    var quiet = Logger(label: "osbackup.bacula.test")
+    quiet.logLevel = .warning
+    let backend = BaculaBackend(input: toBackend[0], output: fromBackend[1], environment: environment, logger: quiet)
+    let (readEnd, writeEnd) = (fromBackend[0], toBackend[1])
+    async let status = backend.run()
+    let parameters = [
+        "proxy_server=\(EmulatorSeed.serverID("backup-proxy"))", "device_directory=\(running.deviceDirectory)", "unattached_volumes=yes",
+    ] + extra
+    let driver = Task {
+        await drivePlugin(
+            toBackend: writeEnd, fromBackend: readEnd, level: level, accurate: accurate, parameters: parameters, catalogHas: catalogHas,
+            jobEnd: jobEnd, workingDirectory: directory)
+    }
+    let exit = await status
+    close(fromBackend[1])
+    let received = await driver.value
+    close(toBackend[0])
+    close(fromBackend[0])
+    return (received, exit)
+}
+
+/// Stores what the plugin received as a job of `repository` (as Bacula would restore it) and returns it.
+private func store(_ received: Received, in repository: BackupRepository) throws -> BackupJobManifest {
+    let provisional = BackupID.generate()
+    let pending = try repository.beginJob(provisional)
+    for file in received.files {
+        let path = try pending.prepare(String(file.name.dropFirst()))
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(file.data)))
+    }
+    let manifest = try JobManifestReconstruction.manifest(ofFolder: pending.folder, jobID: provisional)
+    try repository.commitJob(manifest, pending: pending)
+    return manifest
+}
+
+@Suite("The Bacula backend against the emulator (the plugin's side played by the test)")
+struct BackendSessionTests {
+    private func withCloud(_ body: (RunningEmulator, String) async throws -> Void) async throws {
+        try await withTemporaryDirectory { directory in
+            var quiet = Logger(label: "osbackup.emulator.test")
+            quiet.logLevel = .warning
+            let configuration = EmulatorConfiguration(stateDirectory: "\(directory)/cloud", transitionDelay: 0.02, sizeUnit: .mebibyte)
+            try await withRunningEmulator(configuration: configuration, seed: try EmulatorSeed.parse(yaml: seedYAML), logger: quiet) { running in
+                try await body(running, directory)
+            }
+        }
+    }
+
+    @Test("Full then Incremental through the protocol: the namespace with leading '/', delta parts marked, the chain restores byte-exact")
+    func fullThenIncremental() async throws {
+        try await withCloud { running, directory in
+            let (full, fullStatus) = try await session(running, directory: directory, level: "F")
+            #expect(fullStatus == 0, "\(full.abort ?? "")")
+            #expect(full.sawBye)
+            #expect(full.checks.isEmpty, "a Full asks the catalog nothing")
+            let names = full.files.map(\.name)
+            let app = EmulatorSeed.serverID("app-1")
+            let root = EmulatorSeed.volumeID("app-1-root")
+            #expect(names.contains("/@openstack/nova/server/\(app)_app-1.name"))
+            #expect(names.contains("/@openstack/nova/server/\(app)/\(app).conf"))
+            let rootFiles = names.filter { $0.contains(root) }
+            #expect(rootFiles == [
+                "/@openstack/nova/server/\(app)/\(root).bmp", "/@openstack/nova/server/\(app)/\(root).bmpsha",
+                "/@openstack/nova/server/\(app)/app-1-root_\(root).bvmdk",
+            ], "each volume's three files in order")
+            #expect(full.files.allSatisfy { $0.kind == "full" })
+            #expect(full.messages.contains { $0.0 == .info && $0.1.contains("volumes saved") })
+
+            let handle = try #require(FileHandle(forWritingAtPath: running.volumeFile(volumeID: root)))
+            try handle.seek(toOffset: 1 << 20)
+            try handle.write(contentsOf: Data("changed between the jobs".utf8))
+            try handle.close()
+
+            let (incremental, status) = try await session(running, directory: directory, level: "I")
+            #expect(status == 0, "\(incremental.abort ?? "")")
+            #expect(Set(incremental.checks) == Set(incremental.files.filter { $0.name.hasSuffix(".bvmdk") }.map(\.name)))
+            let volumeParts = incremental.files.filter { !$0.name.hasSuffix(".name") && !$0.name.hasSuffix(".conf") && !$0.name.contains("/flavor/") }
+            #expect(!volumeParts.isEmpty && volumeParts.allSatisfy { $0.kind == "delta" })
+            #expect(incremental.files.filter { $0.name.hasSuffix(".conf") }.allSatisfy { $0.kind == "full" })
+
+            let repository = try BackupRepository(directory: "\(directory)/repo", create: true)
+            _ = try store(full, in: repository)
+            let last = try store(incremental, in: repository)
+            let restored = try RestoreToDirectory.run(
+                repository: repository, jobID: last.id, servers: [], volumes: [], target: "\(directory)/out", logger: Logger(label: "t"))
+            #expect(restored.count == 2)
+            for volume in restored {
+                #expect(volume.chainLength == 2)
+                let original = try Data(contentsOf: URL(fileURLWithPath: running.volumeFile(volumeID: volume.volumeID)))
+                #expect(try Data(contentsOf: URL(fileURLWithPath: volume.path)) == original, "\(volume.volumeID)")
+            }
+            #expect(try running.inventory().snapshots.isEmpty, "no temporary resource left")
+        }
+    }
+
+    @Test("an Incremental whose files the catalog lacks is sent as a Full; a job Bacula failed installs no map")
+    func catalogAndJobEnd() async throws {
+        try await withCloud { running, directory in
+            let (first, _) = try await session(running, directory: directory, level: "F", jobEnd: "FAILED")
+            #expect(first.sawBye == false, "the backend reports the failed job instead of BYE")
+            #expect(first.abort?.contains("Bacula reports the job as failed") == true, "\(first.abort ?? "")")
+            let (second, status) = try await session(running, directory: directory, level: "I")
+            #expect(status == 0)
+            #expect(second.checks.isEmpty, "no map was installed, so there is nothing to build on")
+            #expect(second.files.allSatisfy { $0.kind == "full" })
+            let (third, _) = try await session(running, directory: directory, level: "I", catalogHas: false)
+            #expect(!third.checks.isEmpty)
+            #expect(third.files.allSatisfy { $0.kind == "full" }, "without a catalog version a delta would be dropped at restore")
+        }
+    }
+
+    @Test("an Incremental without Accurate is refused naming Accurate = yes; unknown keys and bad values are named")
+    func refusals() async throws {
+        try await withCloud { running, directory in
+            let (noAccurate, status) = try await session(running, directory: directory, level: "I", accurate: false)
+            #expect(status == 1)
+            #expect(noAccurate.abort?.contains("Accurate = yes") == true)
+            let (unknown, _) = try await session(running, directory: directory, level: "F", extra: ["colour=blue"])
+            #expect(unknown.abort?.contains("unknown key 'colour'") == true)
+            let (badBool, _) = try await session(running, directory: directory, level: "F", extra: ["all_projects=maybe"])
+            #expect(badBool.abort?.contains("all_projects=maybe is not a boolean") == true)
+            #expect(try running.inventory().snapshots.isEmpty)
+        }
+    }
+}
