@@ -82,6 +82,28 @@ public struct RestorePlan: Sendable {
         return RestorePlan(repository: repository, job: job, volumes: planned)
     }
 
+    /// The newest backup of every volume the repository holds, whichever job holds it (a Bacula restore
+    /// spools each part of a chain as a job of its own, and volumes' chains need not end in one job).
+    /// `job` is the newest job, which must hold the `.conf` and `.name` files of every folder.
+    public static func newestOfEachVolume(repository: BackupRepository) throws(BlockDeltaError) -> RestorePlan {
+        let job = try repository.latestJob()
+        var newest: [String: StoredVolumeBackup] = [:]
+        for backup in try repository.volumeBackups() { newest[backup.record.volumeID.lowercased()] = backup }
+        var planned: [PlannedVolume] = []
+        for backup in newest.values.sorted(by: { $0.record.dataFile < $1.record.dataFile }) {
+            guard let id = backup.record.id else {
+                throw .malformed(path: repository.directory, "backup id '\(backup.record.backupID)' is not a UUID")
+            }
+            let folder = (backup.record.dataFile as NSString).deletingLastPathComponent
+            planned.append(
+                PlannedVolume(
+                    record: backup.record, chain: try repository.chain(endingAt: id),
+                    configuration: try configuration(in: "\(repository.directory)/\(job.jobID)/\(folder)"), folder: folder))
+        }
+        guard !planned.isEmpty else { throw .invalidArgument("the restore holds no volume backup", path: repository.directory) }
+        return RestorePlan(repository: repository, job: job, volumes: planned)
+    }
+
     /// The `.conf` of a namespace folder (`<folder>/<folder's uuid>.conf`), nil when it has none.
     private static func configuration(in folder: String) throws(BlockDeltaError) -> ServerConfiguration? {
         let path = "\(folder)/\((folder as NSString).lastPathComponent).conf"

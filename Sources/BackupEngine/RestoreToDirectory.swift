@@ -26,7 +26,15 @@ public enum RestoreToDirectory {
         repository: BackupRepository, jobID: BackupID?, servers: [String], volumes: [String], target: String,
         parallelism: ParallelIOConfiguration = .init(), logger: Logger
     ) throws(BlockDeltaError) -> [RestoredVolume] {
-        let plan = try RestorePlan.make(repository: repository, jobID: jobID, servers: servers, volumes: volumes)
+        try run(
+            plan: RestorePlan.make(repository: repository, jobID: jobID, servers: servers, volumes: volumes), target: target,
+            parallelism: parallelism, logger: logger)
+    }
+
+    /// Restores the volumes of `plan` into `target`.
+    public static func run(
+        plan: RestorePlan, target: String, parallelism: ParallelIOConfiguration = .init(), logger: Logger
+    ) throws(BlockDeltaError) -> [RestoredVolume] {
         let job = plan.job
         var restored: [RestoredVolume] = []
         for planned in plan.volumes {

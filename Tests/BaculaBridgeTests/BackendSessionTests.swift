@@ -114,6 +114,127 @@ private func drivePlugin(
     }
 }
 
+/// What the backend answered to a restore.
+private struct RestoreOutcome {
+    var skipped: [String] = []
+    var refused: [String] = []
+    var messages: [String] = []
+    var finalReply: String?
+    var abort: String?
+}
+
+/// The plugin's side of a restore: the opening, then each file (`FNAME`, `STAT:<size> <delta_seq>`, data)
+/// as Bacula sends a chain, oldest part first, then `END`.
+private func drivePluginRestore(
+    toBackend: Int32, fromBackend: Int32, where target: String, parameters: [String], files: [(name: String, sequence: Int, data: [UInt8])],
+    workingDirectory: String
+) async -> RestoreOutcome {
+    await withCheckedContinuation { continuation in
+        let thread = Thread {
+            let writer = BackendPacketWriter(descriptor: toBackend)
+            let reader = BackendPacketReader(descriptor: fromBackend)
+            var outcome = RestoreOutcome()
+            func send(_ texts: [String], end: Bool = false) throws {
+                try writer.send(texts.map { BackendPacket(.command, text: $0) } + (end ? [BackendPacket(.endOfData)] : []))
+            }
+            /// The next command, passing job messages by.
+            func reply() throws -> BackendPacket? {
+                while let packet = try reader.next() {
+                    switch packet.status {
+                    case .info, .warning, .keepAlive: outcome.messages.append(packet.text)
+                    default: return packet
+                    }
+                }
+                return nil
+            }
+            do {
+                try send(["Hello openstack-fd 1"])
+                #expect(try reader.next()?.text == "Hello osbackup 1")
+                try send(
+                    ["Job", "JobId=9", "JobName=restore", "Level=F", "Since=0", "Accurate=1", "Where=\(target)", "RegexWhere=", "Replace=a",
+                     "WorkingDir=\(workingDirectory)"], end: true)
+                try send(["Params"] + parameters, end: true)
+                try send(["RestoreStart"])
+                guard let started = try reply(), started.status == .command, started.text == "OK" else {
+                    outcome.abort = "no OK to RestoreStart"
+                    throw BackendProtocolError("refused", offset: 0)
+                }
+                for file in files {
+                    try send(["FNAME:\(file.name)", "STAT:\(file.data.count) \(file.sequence)"], end: true)
+                    let answer = try #require(try reply())
+                    if answer.text == "SKIP" {
+                        outcome.skipped.append(file.name)
+                        continue
+                    }
+                    #expect(answer.text == "OK")
+                    var offset = 0
+                    while offset < file.data.count {
+                        let end = min(offset + 65_536, file.data.count)
+                        try writer.send(BackendPacket(.data, Array(file.data[offset..<end])))
+                        offset = end
+                    }
+                    try writer.send(BackendPacket(.endOfData))
+                    let stored = try #require(try reply())
+                    if stored.status == .error { outcome.refused.append(file.name) } else { #expect(stored.text == "OK") }
+                }
+                try send(["END"])
+                if let last = try reply() {
+                    if last.status == .abort { outcome.abort = last.text } else { outcome.finalReply = last.text }
+                }
+            } catch {
+                if outcome.abort == nil { Issue.record("the plugin side failed: \(error)") }
+            }
+            close(toBackend)
+            continuation.resume(returning: outcome)
+        }
+        thread.start()
+    }
+}
+
+/// The emulator's credentials as OS_* variables.
+private func cloudEnvironment(_ running: RunningEmulator, home: String) -> [String: String] {
+    [
+        "OS_AUTH_URL": running.authURL, "OS_USERNAME": "admin", "OS_PASSWORD": "admin-secret", "OS_PROJECT_NAME": "admin",
+        "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default", "OS_REGION_NAME": running.region, "HOME": home,
+    ]
+}
+
+/// Runs one restore session; returns what the backend answered and its status.
+private func restoreSession(
+    _ running: RunningEmulator, directory: String, where target: String, files: [(name: String, sequence: Int, data: [UInt8])],
+    extra: [String] = []
+) async throws -> (RestoreOutcome, Int32) {
+    var toBackend: [Int32] = [0, 0]
+    var fromBackend: [Int32] = [0, 0]
+    #expect(pipe(&toBackend) == 0 && pipe(&fromBackend) == 0)
+    var quiet = Logger(label: "osbackup.bacula.test")
+    quiet.logLevel = .warning
+    let backend = BaculaBackend(
+        input: toBackend[0], output: fromBackend[1], environment: cloudEnvironment(running, home: directory), logger: quiet)
+    let (readEnd, writeEnd) = (fromBackend[0], toBackend[1])
+    async let status = backend.run()
+    let parameters = ["proxy_server=\(EmulatorSeed.serverID("backup-proxy"))", "device_directory=\(running.deviceDirectory)"] + extra
+    let driver = Task {
+        await drivePluginRestore(
+            toBackend: writeEnd, fromBackend: readEnd, where: target, parameters: parameters, files: files, workingDirectory: directory)
+    }
+    let exit = await status
+    close(fromBackend[1])
+    let outcome = await driver.value
+    close(toBackend[0])
+    close(fromBackend[0])
+    return (outcome, exit)
+}
+
+/// The files Bacula sends to restore the chain Full → Incremental: every volume part in order with its delta
+/// sequence, and the newest version of every other file (sequence 0).
+private func restoreStream(full: Received, incremental: Received) -> [(name: String, sequence: Int, data: [UInt8])] {
+    let isPart = { (name: String) in [".bmp", ".bmpsha", ".bvmdk"].contains { name.hasSuffix($0) } }
+    return full.files.filter { isPart($0.name) }.map { ($0.name, 0, $0.data) }
+        + incremental.files.filter { isPart($0.name) }.map { ($0.name, $0.kind == "delta" ? 1 : 0, $0.data) }
+        + incremental.files.filter { !isPart($0.name) }.map { ($0.name, 0, $0.data) }
+}
+
 /// Runs one backend session against the emulator; returns what the plugin received and the backend's status.
 private func session(
     _ running: RunningEmulator, directory: String, level: String, accurate: Bool = true, catalogHas: Bool = true, jobEnd: String = "OK",
@@ -122,10 +243,7 @@ private func session(
     var toBackend: [Int32] = [0, 0]
     var fromBackend: [Int32] = [0, 0]
     #expect(pipe(&toBackend) == 0 && pipe(&fromBackend) == 0)
-    let environment = [
-        "OS_AUTH_URL": running.authURL, "OS_USERNAME": "admin", "OS_PASSWORD": "admin-secret", "OS_PROJECT_NAME": "admin",
-        "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default", "OS_REGION_NAME": running.region, "HOME": directory,
-    ]
+    let environment = cloudEnvironment(running, home: directory)
     var quiet = Logger(label: "osbackup.bacula.test")
     quiet.logLevel = .warning
     let backend = BaculaBackend(input: toBackend[0], output: fromBackend[1], environment: environment, logger: quiet)
@@ -247,6 +365,51 @@ struct BackendSessionTests {
             let (badBool, _) = try await session(running, directory: directory, level: "F", extra: ["all_projects=maybe"])
             #expect(badBool.abort?.contains("all_projects=maybe is not a boolean") == true)
             #expect(try running.inventory().snapshots.isEmpty)
+        }
+    }
+
+    @Test("restores as Bacula sends them: where=DIR gives byte-exact raw images and the .conf; where=/ with new_server boots the server")
+    func restores() async throws {
+        try await withCloud { running, directory in
+            let (full, _) = try await session(running, directory: directory, level: "F")
+            let root = EmulatorSeed.volumeID("app-1-root")
+            let handle = try #require(FileHandle(forWritingAtPath: running.volumeFile(volumeID: root)))
+            try handle.seek(toOffset: 1 << 20)
+            try handle.write(contentsOf: Data("changed between the jobs".utf8))
+            try handle.close()
+            let (incremental, _) = try await session(running, directory: directory, level: "I")
+            let stream = restoreStream(full: full, incremental: incremental)
+
+            let target = "\(directory)/where"
+            let (outcome, status) = try await restoreSession(
+                running, directory: directory, where: target, files: stream + [("/etc/passwd", 0, Array("x".utf8))])
+            #expect(status == 0, "\(outcome.abort ?? "")")
+            #expect(outcome.finalReply == "OK")
+            #expect(outcome.skipped == ["/etc/passwd"], "outside the namespace: skipped, not written")
+            let app = EmulatorSeed.serverID("app-1")
+            let image = "\(target)/@openstack/nova/server/\(app)/app-1-root_\(root).raw"
+            #expect(try Data(contentsOf: URL(fileURLWithPath: image)) == Data(contentsOf: URL(fileURLWithPath: running.volumeFile(volumeID: root))))
+            #expect(FileManager.default.fileExists(atPath: "\(target)/@openstack/nova/server/\(app)/\(app).conf"))
+            #expect(!FileManager.default.fileExists(atPath: "\(target)/etc/passwd"))
+
+            // A damaged part is refused when it arrives, and the chain it belongs to cannot be restored.
+            var damaged = stream
+            let index = try #require(damaged.firstIndex { $0.name.hasSuffix("\(root).bmpsha") && $0.sequence == 1 })
+            damaged[index].data[damaged[index].data.count - 3] ^= 0xFF
+            let (broken, brokenStatus) = try await restoreSession(running, directory: directory, where: "\(directory)/broken", files: damaged)
+            #expect(!broken.refused.isEmpty, "the damaged part is refused")
+            #expect(brokenStatus == 1 && broken.abort != nil)
+            #expect(!FileManager.default.fileExists(atPath: "\(directory)/broken/@openstack/nova/server/\(app)/app-1-root_\(root).raw"))
+
+            let appStream = stream.filter { $0.name.contains("/server/\(app)") }
+            let (cloud, cloudStatus) = try await restoreSession(
+                running, directory: directory, where: "/", files: appStream, extra: ["new_server=yes", "name=app-1-restored"])
+            #expect(cloudStatus == 0, "\(cloud.abort ?? "")")
+            #expect(cloud.messages.contains { $0.hasPrefix("new server ") })
+            let inventory = try running.inventory()
+            let server = try #require(inventory.servers.first { $0.name == "app-1-restored" })
+            #expect(server.status == "ACTIVE")
+            #expect(inventory.snapshots.isEmpty && inventory.volumes.allSatisfy { $0.metadata["osbackup_job"] == nil })
         }
     }
 }
