@@ -321,23 +321,15 @@ public struct BaculaBackend: Sendable {
     private func proxyServerID(
         _ parameters: PluginParameters, configuration: CloudConfiguration, transport: OpenStackTransport
     ) async throws -> String {
-        let (id, source) = await CloudDoctor.proxyServerID(
-            sources: ProxyIdentitySources(
-                explicit: parameters.value("proxy_server"), environment: environment["OSBACKUP_PROXY_SERVER"],
-                metadataURL: environment["OSBACKUP_METADATA_URL"] ?? ProxyIdentitySources.defaultMetadataURL),
+        try await ProxyIdentity.serverID(
+            explicit: parameters.value("proxy_server"), option: "proxy_server= on the Plugin line", environment: environment,
             configuration: configuration, transport: transport, logger: logger)
-        guard let id else {
-            throw BackupError(
-                .configuration, resource: "proxy server",
-                "no proxy server id: not given (proxy_server=, OSBACKUP_PROXY_SERVER, osbackup_proxy_server in clouds.yaml) and \(source)",
-                hint: "add proxy_server=<this host's Nova server id> to the Plugin line")
-        }
-        return id
     }
 
     private func devices(_ parameters: PluginParameters, configuration: CloudConfiguration) throws -> DeviceLocator {
-        let folder = parameters.value("device_directory") ?? environment["OSBACKUP_DEVICE_DIRECTORY"] ?? configuration.deviceDirectory ?? "/dev"
-        return DeviceLocator(deviceDirectory: folder, timeout: .seconds(try parameters.integer("device_timeout", default: 120)))
+        ProxyIdentity.devices(
+            explicit: parameters.value("device_directory"), environment: environment, configuration: configuration,
+            timeout: .seconds(try parameters.integer("device_timeout", default: 120)))
     }
 
     /// Runs `body` while sending a keep-alive every 30 s, so the plugin's timeout measures silence, not work.

@@ -44,9 +44,7 @@ struct BackupCommand: AsyncParsableCommand {
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
-        guard let level = BackupLevel(name: level) else {
-            throw ValidationError("unknown level '\(level)': use full, incremental or differential")
-        }
+        let level = try parseLevel(level)
         let streams = to == "-"
         if streams {
             guard isatty(STDOUT_FILENO) == 0 else {

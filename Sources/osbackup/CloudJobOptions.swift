@@ -24,26 +24,16 @@ struct ProxyOptions: ParsableArguments {
 
     /// The device folder from the flag, the environment, clouds.yaml, or `/dev`.
     func devices(configuration: CloudConfiguration) -> DeviceLocator {
-        let environment = ProcessInfo.processInfo.environment["OSBACKUP_DEVICE_DIRECTORY"]
-        let folder = deviceDirectory ?? environment ?? configuration.deviceDirectory ?? "/dev"
-        return DeviceLocator(deviceDirectory: folder, timeout: .seconds(deviceTimeout))
+        ProxyIdentity.devices(
+            explicit: deviceDirectory, environment: ProcessInfo.processInfo.environment, configuration: configuration,
+            timeout: .seconds(deviceTimeout))
     }
 
     /// The proxy's server id, or a configuration error naming every source tried.
     func proxyServerID(configuration: CloudConfiguration, transport: OpenStackTransport, logger: Logger) async throws -> String {
-        let environment = ProcessInfo.processInfo.environment
-        let (id, source) = await CloudDoctor.proxyServerID(
-            sources: ProxyIdentitySources(
-                explicit: proxyServer, environment: environment["OSBACKUP_PROXY_SERVER"],
-                metadataURL: environment["OSBACKUP_METADATA_URL"] ?? ProxyIdentitySources.defaultMetadataURL),
+        try await ProxyIdentity.serverID(
+            explicit: proxyServer, option: "--proxy-server", environment: ProcessInfo.processInfo.environment,
             configuration: configuration, transport: transport, logger: logger)
-        guard let id else {
-            throw BackupError(
-                .configuration, resource: "proxy server",
-                "no proxy server id: not given (--proxy-server, OSBACKUP_PROXY_SERVER, osbackup_proxy_server in clouds.yaml) and \(source)",
-                hint: "run on a Nova server of the cloud or name it; `osbackup doctor` checks it")
-        }
-        return id
     }
 }
 

@@ -26,9 +26,7 @@ struct EstimateCommand: AsyncParsableCommand {
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
-        guard let level = BackupLevel(name: level) else {
-            throw ValidationError("unknown level '\(level)': use full, incremental or differential")
-        }
+        let level = try parseLevel(level)
         let selection = try targets.selection()
         let repository = try from.map { try BackupRepository(directory: $0, create: false) }
         let logger = try logging.makeLogger(label: "osbackup.estimate")

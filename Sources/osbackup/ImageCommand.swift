@@ -42,9 +42,7 @@ struct ImageCommand: ParsableCommand {
         @OptionGroup var logging: LoggingOptions
 
         func run() throws {
-            guard let level = BackupLevel(name: level) else {
-                throw ValidationError("unknown level '\(level)': use full, incremental or differential")
-            }
+            let level = try parseLevel(level)
             let logger = try logging.makeLogger(label: "osbackup.image")
             let outcome = try ImageBackupJob.backup(
                 ImageBackupRequest(

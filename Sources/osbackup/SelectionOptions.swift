@@ -1,5 +1,6 @@
 import ArgumentParser
 import BackupEngine
+import BlockDelta
 import Foundation
 
 /// What a backup (or an estimate) covers: the selection options of `backup` and `estimate`.
@@ -26,4 +27,12 @@ struct SelectionOptions: ParsableArguments {
             servers: try server.map { try ServerSelector.parse($0) }, excludedServers: try excludeServer.map { try ServerSelector.parse($0) },
             volumes: volume, unattachedVolumes: unattachedVolumes, allProjects: allProjects)
     }
+}
+
+/// `--level`: full, incremental or differential, or a usage error saying so.
+func parseLevel(_ name: String) throws -> BackupLevel {
+    guard let level = BackupLevel(name: name) else {
+        throw ValidationError("unknown level '\(name)': use full, incremental or differential")
+    }
+    return level
 }
