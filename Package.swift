@@ -39,12 +39,19 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        // Per-block zstd compression of block data in directory repositories (Debian's libzstd-dev).
+        .systemLibrary(
+            name: "CZstd",
+            pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"])]
+        ),
         // The few Linux calls Swift's Glibc module hides behind _GNU_SOURCE (O_DIRECT, fallocate, BLK ioctls).
         .target(name: "CLinuxIO"),
         .target(
             name: "BlockDelta",
             dependencies: [
                 "COpenSSL",
+                "CZstd",
                 "CLinuxIO",
                 .product(name: "Logging", package: "swift-log"),
             ],
