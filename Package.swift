@@ -111,7 +111,8 @@ let package = Package(
         ),
         .testTarget(
             name: "BlockDeltaTests",
-            dependencies: ["BlockDelta", "TestSupport"],
+            // CZstd: the damage tests craft zstd frames of the wrong size.
+            dependencies: ["BlockDelta", "TestSupport", "CZstd"],
             resources: [.copy("Golden")],
             swiftSettings: swiftSettings
         ),
