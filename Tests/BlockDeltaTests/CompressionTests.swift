@@ -88,3 +88,23 @@ struct CompressionTests {
         }
     }
 }
+
+@Suite("Data encoding names")
+struct DataEncodingTests {
+    @Test("none, zstd and zstd:LEVEL parse and print back", arguments: [
+        ("none", DataEncoding.raw), ("raw", .raw), ("zstd", .directoryDefault), ("zstd:-1", .zstd(level: -1)),
+        ("ZSTD:3", .zstd(level: 3)),
+    ])
+    func parses(text: String, expected: DataEncoding) throws {
+        let encoding = try DataEncoding(parsing: text)
+        #expect(encoding == expected)
+        #expect(try DataEncoding(parsing: encoding.description) == encoding)
+    }
+
+    @Test("unknown names and levels out of range are usage errors", arguments: ["lz4", "zstd:", "zstd:x", "zstd:99", "zstd3"])
+    func refuses(text: String) {
+        let error = #expect(throws: BlockDeltaError.self) { try DataEncoding(parsing: text) }
+        #expect(error?.isConfigurationError == true)
+        #expect(error?.description.contains(text) == true)
+    }
+}
