@@ -13,7 +13,7 @@ public enum DataEncoding: Hashable, Sendable, CustomStringConvertible {
 
     /// What a directory repository writes unless told otherwise: zstd at the level chosen by the
     /// measurement in docs/benchmarks.md.
-    public static let directoryDefault = DataEncoding.zstd(level: 1)
+    public static let directoryDefault = DataEncoding.zstd(level: 3)
 
     /// The levels libzstd accepts (negative levels are its fast modes).
     public static var zstdLevels: ClosedRange<Int> { Int(ZSTD_minCLevel())...Int(ZSTD_maxCLevel()) }
