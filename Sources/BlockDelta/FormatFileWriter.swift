@@ -14,16 +14,11 @@ public final class FormatFileWriter {
     private var buffer: UnsafeMutableRawBufferPointer
     private var buffered = 0
     private var fileOffset: UInt64 = 0
-    /// Where writeback was last started: bytes before it are on their way to storage.
-    private var writebackOffset: UInt64 = 0
     /// Bytes written after the header so far.
     public private(set) var contentBytes: UInt64 = 0
     private var isFinished = false
 
     private static let bufferSize = 1 << 20
-    /// Writeback is started every this many bytes, so that storing overlaps the scan instead of all
-    /// waiting for the final fsync (a Full is bound by writing its bytes durably).
-    private static let writebackInterval: UInt64 = 32 << 20
 
     /// Creates (or replaces) the file at `path` and writes the header.
     public init(path: String, header: FormatHeader) throws(BlockDeltaError) {
@@ -48,7 +43,6 @@ public final class FormatFileWriter {
             try flush()
             try file.write(bytes, at: fileOffset)
             fileOffset += UInt64(bytes.count)
-            startWritebackIfDue()
         } else {
             try appendToBuffer(bytes)
         }
@@ -104,12 +98,5 @@ public final class FormatFileWriter {
         try file.write(UnsafeRawBufferPointer(rebasing: buffer[0..<buffered]), at: fileOffset)
         fileOffset += UInt64(buffered)
         buffered = 0
-        startWritebackIfDue()
-    }
-
-    private func startWritebackIfDue() {
-        guard fileOffset - writebackOffset >= Self.writebackInterval else { return }
-        file.startWriteback(at: writebackOffset, length: fileOffset - writebackOffset)
-        writebackOffset = fileOffset
     }
 }

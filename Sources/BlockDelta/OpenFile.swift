@@ -155,14 +155,7 @@ public final class OpenFile: Sendable {
         }
     }
 
-    /// Starts writing a range of the file's dirty pages to storage without waiting, so that a later
-    /// ``sync()`` has less left to do.
-    public func startWriteback(at offset: UInt64, length: UInt64) {
-        // Advisory: a failure only leaves the work to the final fsync.
-        _ = osb_start_writeback(descriptor, offset, length)
-    }
-
-    /// Flushes the file's data and metadata to stable storage (fsync).
+    /// Flushes the file's data and metadata to stable storage.
     public func sync() throws(BlockDeltaError) {
         guard fsync(descriptor) == 0 else { throw .io("fsync", path: path, errno: errno) }
     }

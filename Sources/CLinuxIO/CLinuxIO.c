@@ -18,7 +18,3 @@ int osb_block_device_zero_out(int fd, uint64_t offset, uint64_t length) {
 }
 
 int osb_block_device_size(int fd, uint64_t *size) { return ioctl(fd, BLKGETSIZE64, size); }
-
-int osb_start_writeback(int fd, uint64_t offset, uint64_t length) {
-    return sync_file_range(fd, (off64_t)offset, (off64_t)length, SYNC_FILE_RANGE_WRITE);
-}

@@ -17,8 +17,4 @@ int osb_block_device_zero_out(int fd, uint64_t offset, uint64_t length);
 /// The size of a block device in bytes (BLKGETSIZE64). Returns 0, or -1 with errno set.
 int osb_block_device_size(int fd, uint64_t *size);
 
-/// Starts writeback of a range of a file's dirty pages without waiting for it (sync_file_range with
-/// SYNC_FILE_RANGE_WRITE). Returns 0, or -1 with errno set.
-int osb_start_writeback(int fd, uint64_t offset, uint64_t length);
-
 #endif
