@@ -65,19 +65,6 @@ public enum OrderedPipeline {
             state.release(slot)
         }
     }
-
-    /// Runs the pipeline with workers that need no context of their own.
-    public static func run<Slot: AnyObject & Sendable>(
-        chunkCount: Int,
-        workerCount: Int,
-        slots: [Slot],
-        work: @escaping @Sendable (_ chunk: Int, _ slot: Slot) throws(BlockDeltaError) -> Void,
-        consume: (_ chunk: Int, _ slot: Slot) throws(BlockDeltaError) -> Void
-    ) throws(BlockDeltaError) {
-        try run(
-            chunkCount: chunkCount, workerCount: workerCount, slots: slots, makeWorker: {},
-            work: { chunk, slot, _ throws(BlockDeltaError) in try work(chunk, slot) }, consume: consume)
-    }
 }
 
 /// The shared state of one pipeline run, guarded by one condition lock: every field is read and written
