@@ -46,12 +46,19 @@ let package = Package(
             pkgConfig: "libarchive",
             providers: [.apt(["libarchive-dev"])]
         ),
+        // Per-block zstd compression of block data in directory repositories (Debian's libzstd-dev).
+        .systemLibrary(
+            name: "CZstd",
+            pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"])]
+        ),
         // The few Linux calls Swift's Glibc module hides behind _GNU_SOURCE (O_DIRECT, fallocate, BLK ioctls).
         .target(name: "CLinuxIO"),
         .target(
             name: "BlockDelta",
             dependencies: [
                 "COpenSSL",
+                "CZstd",
                 "CLinuxIO",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -128,7 +135,8 @@ let package = Package(
         ),
         .testTarget(
             name: "BlockDeltaTests",
-            dependencies: ["BlockDelta", "TestSupport"],
+            // CZstd: the damage tests craft zstd frames of the wrong size.
+            dependencies: ["BlockDelta", "TestSupport", "CZstd"],
             resources: [.copy("Golden")],
             swiftSettings: swiftSettings
         ),

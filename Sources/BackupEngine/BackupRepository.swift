@@ -42,8 +42,11 @@ public struct VolumeBackupRecord: Codable, Sendable, Hashable {
     public var dataBlocks: UInt64
     /// Zero blocks recorded.
     public var zeroBlocks: UInt64
-    /// Bytes of block data stored.
+    /// Bytes of block data backed up (uncompressed).
     public var dataBytes: UInt64
+    /// Bytes the data file stores them in: zstd frames in a directory repository, or ``dataBytes`` for
+    /// raw data. Absent in manifests written before compression: read as ``dataBytes``.
+    public var storedBytes: UInt64? = nil
 
     /// The parsed backup id.
     public var id: BackupID? { BackupID(backupID) }

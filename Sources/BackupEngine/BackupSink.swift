@@ -31,6 +31,14 @@ public protocol BackupSink: AnyObject, Sendable {
     func finish(_ manifest: BackupJobManifest) throws(BlockDeltaError)
     /// Drops the job.
     func abandon()
+    /// How the scan writes a volume's data file: streams carry raw data (the default), a directory
+    /// repository stores it zstd-compressed per block.
+    var dataEncoding: DataEncoding { get }
+}
+
+extension BackupSink {
+    /// Raw block data: what a stream carries.
+    public var dataEncoding: DataEncoding { .raw }
 }
 
 extension BackupSink {
@@ -43,12 +51,18 @@ extension BackupSink {
 public final class DirectorySink: BackupSink {
     /// The repository.
     public let repository: BackupRepository
+    /// How volumes' data files are written: zstd per block unless asked otherwise.
+    public let dataEncoding: DataEncoding
     private let pending: BackupRepository.PendingJob
     private let stored: Set<BackupID>
 
-    /// Opens the job folder of `jobID` in `repository` (removing the leftovers of jobs that died).
-    public init(repository: BackupRepository, jobID: BackupID) throws(BlockDeltaError) {
+    /// Opens the job folder of `jobID` in `repository` (removing the leftovers of jobs that died); the
+    /// job's data files are written with `dataEncoding`.
+    public init(
+        repository: BackupRepository, jobID: BackupID, dataEncoding: DataEncoding = .directoryDefault
+    ) throws(BlockDeltaError) {
         self.repository = repository
+        self.dataEncoding = dataEncoding
         stored = try repository.storedBackupIDs()
         pending = try repository.beginJob(jobID)
     }

@@ -72,7 +72,9 @@ public struct VolumeOutcome: Sendable, Codable, Hashable {
     public var backupID: String?
     /// Bytes read from the device.
     public var bytesRead: UInt64
-    /// Bytes of block data stored.
+    /// Bytes of changed block data backed up (uncompressed).
+    public var dataBytes: UInt64
+    /// Bytes of block data stored (after compression, in a directory repository).
     public var bytesStored: UInt64
     /// Seconds from snapshot to cleanup.
     public var seconds: Double
@@ -219,14 +221,15 @@ public enum CloudBackupJob {
             guard let (result, seconds) = results[index] else { continue }
             var outcome = VolumeOutcome(
                 serverID: item.server?.id, serverName: item.server?.name, volumeID: item.volume.id, volumeName: item.volume.name,
-                level: nil, backupID: nil, bytesRead: 0, bytesStored: 0, seconds: seconds, fallbackReason: nil, error: nil, errorKind: nil)
+                level: nil, backupID: nil, bytesRead: 0, dataBytes: 0, bytesStored: 0, seconds: seconds, fallbackReason: nil, error: nil, errorKind: nil)
             switch result {
             case .success(let volume):
                 scanned.append(volume)
                 outcome.level = volume.record.level
                 outcome.backupID = volume.record.backupID
                 outcome.bytesRead = volume.scan.bytesRead
-                outcome.bytesStored = volume.record.dataBytes
+                outcome.dataBytes = volume.record.dataBytes
+                outcome.bytesStored = volume.scan.storedBytes
                 outcome.fallbackReason = volume.record.fallbackReason
             case .failure(let error):
                 sink.volumeNotSaved(item.paths)

@@ -21,12 +21,14 @@ public struct ImageBackupRequest: Sendable {
     public var directIO: Bool
     /// Threads and chunk sizes.
     public var parallelism: ParallelIOConfiguration
+    /// How the data file is stored in the repository.
+    public var dataEncoding: DataEncoding
 
     /// Creates a request.
     public init(
         source: String, stateDirectory: String, repositoryDirectory: String, level: BackupLevel = .incremental,
         blockSize: Int? = nil, volumeID: String? = nil, directIO: Bool = false,
-        parallelism: ParallelIOConfiguration = .init()
+        parallelism: ParallelIOConfiguration = .init(), dataEncoding: DataEncoding = .directoryDefault
     ) {
         self.source = source
         self.stateDirectory = stateDirectory
@@ -36,6 +38,7 @@ public struct ImageBackupRequest: Sendable {
         self.volumeID = volumeID
         self.directIO = directIO
         self.parallelism = parallelism
+        self.dataEncoding = dataEncoding
     }
 }
 
@@ -66,7 +69,7 @@ public enum ImageBackupJob {
                 folder: BackupNamespace.images, volumeID: volumeID.rawValue,
                 volumeName: URL(fileURLWithPath: request.source).lastPathComponent),
             level: request.level, blockSize: request.blockSize, directIO: request.directIO, parallelism: request.parallelism)
-        let sink = try DirectorySink(repository: repository, jobID: backupID)
+        let sink = try DirectorySink(repository: repository, jobID: backupID, dataEncoding: request.dataEncoding)
         let scanned: ScannedVolume
         do {
             scanned = try VolumeScan.run(scanRequest, backupID: backupID, state: state, sink: sink, logger: logger)

@@ -125,7 +125,7 @@ public enum VolumeScan {
         do throws(BlockDeltaError) {
             let scan = try DeltaScanner.scan(
                 source: source, descriptor: descriptor, reference: plan.reference, files: files,
-                newMapPath: state.pendingMapPath(volumeID: volumeID), configuration: request.parallelism, control: control,
+                dataEncoding: sink.dataEncoding, newMapPath: state.pendingMapPath(volumeID: volumeID), configuration: request.parallelism, control: control,
                 logger: logger)
             try sink.commitVolume(request.paths, files: files)
             let seconds = Date().timeIntervalSince(started)
@@ -136,11 +136,13 @@ public enum VolumeScan {
                 volumeName: request.paths.volumeLabel, volumeSize: source.size, cinderSize: request.cinderSize,
                 serverID: request.serverID, blockSize: plan.blockSize, regionsFile: request.paths.regions,
                 digestsFile: request.paths.digests, dataFile: request.paths.data, regions: scan.summary.regionCount,
-                dataBlocks: scan.summary.dataBlocks, zeroBlocks: scan.summary.zeroBlocks, dataBytes: scan.summary.dataBytes)
+                dataBlocks: scan.summary.dataBlocks, zeroBlocks: scan.summary.zeroBlocks, dataBytes: scan.summary.dataBytes,
+                storedBytes: scan.storedBytes)
             logger.info(
                 "volume scanned",
                 metadata: [
-                    "osb-data-bytes": "\(scan.summary.dataBytes)", "osb-regions": "\(scan.summary.regionCount)",
+                    "osb-data-bytes": "\(scan.summary.dataBytes)", "osb-stored-bytes": "\(scan.storedBytes)",
+                    "osb-regions": "\(scan.summary.regionCount)",
                     "osb-seconds": "\(String(format: "%.2f", seconds))",
                 ])
             return ScannedVolume(record: record, scan: scan, seconds: seconds, lock: volumeLock, level: plan.level)

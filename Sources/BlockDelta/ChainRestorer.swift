@@ -6,8 +6,10 @@ public struct ChainApplyResult: Sendable {
     public var backups: Int = 0
     /// Data blocks read and checked against their digests.
     public var dataBlocks: UInt64 = 0
-    /// Bytes of block data read.
+    /// Bytes of block data read (uncompressed).
     public var dataBytes: UInt64 = 0
+    /// Bytes of block data as stored in the data files (frames, for compressed data).
+    public var storedBytes: UInt64 = 0
     /// Blocks recorded as zero regions.
     public var zeroBlocks: UInt64 = 0
     /// The volume size at the newest backup.
@@ -23,25 +25,33 @@ public struct ChainApplyResult: Sendable {
 final class VerifySlot: @unchecked Sendable {
     let data: UnsafeMutableRawBufferPointer
     let digests: UnsafeMutableRawBufferPointer
+    /// Framed data: block `i`'s zstd payload at `i × block size`.
+    let staging: UnsafeMutableRawBufferPointer?
+    /// Framed data: each block's frame word and the file offset of its frame.
+    var frames: [(word: BlockFrameWord, offset: UInt64)] = []
     var blockCount = 0
     var byteCount = 0
     let hasher = SHA256Hasher()
 
-    init(bufferSize: Int, blocks: Int) {
+    init(bufferSize: Int, blocks: Int, framed: Bool) {
         data = .allocate(byteCount: bufferSize, alignment: 4096)
         digests = .allocate(byteCount: blocks * BlockDigest.byteCount, alignment: 16)
+        staging = framed ? .allocate(byteCount: bufferSize, alignment: 16) : nil
+        frames.reserveCapacity(framed ? blocks : 0)
     }
 
     deinit {
         data.deallocate()
         digests.deallocate()
+        staging?.deallocate()
     }
 }
 
 /// Restores a chain of backups (a Full, then each backup that builds on it, oldest first) onto a regular
 /// file or a block device, or verifies it without writing.
 ///
-/// Every data block is hashed and compared with its `.bmpsha` digest before it is written. Files are
+/// Every data block is hashed and compared with its `.bmpsha` digest before it is written (after it is
+/// decompressed, for framed data: the frames are read in order, decompressed and checked in parallel). Files are
 /// written sparse: zero regions become holes. Backups are applied in order, so a block changed by a later
 /// backup is written once per backup that holds it; the cost is the size of the incrementals.
 public enum ChainRestorer {
@@ -194,12 +204,14 @@ public enum ChainRestorer {
         let blocksPerChunk = configuration.blocksPerChunk(blockSize: blockSize)
         let dataBlocks = backup.summary.dataBlocks
         let chunkCount = Int((dataBlocks + UInt64(blocksPerChunk) - 1) / UInt64(blocksPerChunk))
+        let framed = backup.data.header.layout == .framed
         let slots = (0..<configuration.chunksInFlight).map { _ in
-            VerifySlot(bufferSize: blocksPerChunk * blockSize, blocks: blocksPerChunk)
+            VerifySlot(bufferSize: blocksPerChunk * blockSize, blocks: blocksPerChunk, framed: framed)
         }
         let data = backup.data
         let digests = backup.digests
         let dataBytes = backup.summary.dataBytes
+        let frames = framed ? FrameCursor(data: data) : nil
         let regions = try backup.regions.makeCursor()
         var region = try regions.next()
         var regionOffset: UInt64 = 0  // blocks of `region` already applied
@@ -217,26 +229,52 @@ public enum ChainRestorer {
             }
         }
 
+        /// The data blocks of `chunk`, the chunk's first data block and its bytes.
+        @Sendable func extent(_ chunk: Int) -> (first: UInt64, blocks: Int, length: Int) {
+            let first = UInt64(chunk) * UInt64(blocksPerChunk)
+            let blocks = Int(min(UInt64(blocksPerChunk), dataBlocks - first))
+            let length = Int(min(UInt64(blocks * blockSize), dataBytes - first * UInt64(blockSize)))
+            return (first, blocks, length)
+        }
+
         try OrderedPipeline.run(
             chunkCount: chunkCount, workerCount: configuration.workerCount, slots: slots,
-            work: { chunk, slot throws(BlockDeltaError) in
-                let firstDataBlock = UInt64(chunk) * UInt64(blocksPerChunk)
-                let blocks = Int(min(UInt64(blocksPerChunk), dataBlocks - firstDataBlock))
+            makeWorker: { framed ? BlockDecompressor() : nil },
+            load: frames.map { frames in loadFrames(from: frames, blockSize: blockSize, extent: extent) },
+            work: { chunk, slot, decompressor throws(BlockDeltaError) in
+                let (firstDataBlock, blocks, length) = extent(chunk)
                 let start = firstDataBlock * UInt64(blockSize)
-                let length = Int(min(UInt64(blocks * blockSize), dataBytes - start))
-                try data.file.readExactly(
-                    into: UnsafeMutableRawBufferPointer(rebasing: slot.data[0..<length]),
-                    at: UInt64(FormatHeader.size) + start)
+                if !framed {
+                    try data.file.readExactly(
+                        into: UnsafeMutableRawBufferPointer(rebasing: slot.data[0..<length]),
+                        at: UInt64(FormatHeader.size) + start)
+                }
                 try digests.readRecords(from: firstDataBlock, count: blocks, into: slot.digests)
                 for index in 0..<blocks {
                     let blockStart = index * blockSize
-                    let bytes = UnsafeRawBufferPointer(rebasing: slot.data[blockStart..<min(blockStart + blockSize, length)])
+                    let blockEnd = min(blockStart + blockSize, length)
+                    var storedAt = UInt64(FormatHeader.size) + start + UInt64(blockStart)
+                    if framed {
+                        let (word, offset) = slot.frames[index]
+                        storedAt = offset
+                        if word.isCompressed, let decompressor {
+                            let payload = UnsafeRawBufferPointer(
+                                rebasing: slot.staging![blockStart..<(blockStart + word.storedLength)])
+                            if let failure = decompressor.decompress(
+                                payload, into: UnsafeMutableRawBufferPointer(rebasing: slot.data[blockStart..<blockEnd]))
+                            {
+                                throw .malformed(
+                                    path: data.path,
+                                    "zstd frame of data block \(firstDataBlock + UInt64(index)) at byte \(offset) \(failure)",
+                                    hint: "the file is damaged; restore from another copy")
+                            }
+                        }
+                    }
+                    let bytes = UnsafeRawBufferPointer(rebasing: slot.data[blockStart..<blockEnd])
                     let expected = BlockDigest(
                         bytes: UnsafeRawBufferPointer(rebasing: slot.digests[(index * 32)..<(index * 32 + 32)]))
                     guard slot.hasher.digest(of: bytes) == expected else {
-                        throw .digestMismatch(
-                            path: data.path, block: firstDataBlock + UInt64(index),
-                            offset: UInt64(FormatHeader.size) + start + UInt64(blockStart))
+                        throw .digestMismatch(path: data.path, block: firstDataBlock + UInt64(index), offset: storedAt)
                     }
                 }
                 slot.blockCount = blocks
@@ -273,8 +311,32 @@ public enum ChainRestorer {
         if region != nil {
             throw .malformed(path: backup.regions.file.path, "has more data blocks than its data file holds")
         }
+        try frames?.expectEnd()
+        result.storedBytes += backup.storedBytes
         result.backups += 1
         result.volumeSize = geometry.volumeSize
+    }
+}
+
+extension ChainRestorer {
+    /// The ordered load stage of a framed data file: reads each frame of the chunk, raw payloads into place
+    /// and zstd payloads into the slot's staging buffer.
+    fileprivate static func loadFrames(
+        from frames: FrameCursor, blockSize: Int, extent: @escaping @Sendable (Int) -> (first: UInt64, blocks: Int, length: Int)
+    ) -> @Sendable (Int, VerifySlot) throws(BlockDeltaError) -> Void {
+        return { (chunk: Int, slot: VerifySlot) throws(BlockDeltaError) -> Void in
+            let (_, blocks, length) = extent(chunk)
+            slot.frames.removeAll(keepingCapacity: true)
+            for index in 0..<blocks {
+                let start = index * blockSize
+                let end = min(start + blockSize, length)
+                let offset = frames.offset
+                let word = try frames.next(
+                    blockBytes: end - start, raw: UnsafeMutableRawBufferPointer(rebasing: slot.data[start..<end]),
+                    staging: UnsafeMutableRawBufferPointer(rebasing: slot.staging![start..<end]))
+                slot.frames.append((word, offset))
+            }
+        }
     }
 }
 

@@ -5,7 +5,8 @@ public final class FormatFileReader: Sendable {
     public let path: String
     /// The decoded header.
     public let header: FormatHeader
-    /// The number of records the trailer announces (data bytes for block data).
+    /// The number of records the trailer announces (data bytes for block data, bytes of frames for framed
+    /// block data).
     public let recordCount: UInt64
     /// The checksum stored in the trailer.
     public let storedChecksum: BlockDigest

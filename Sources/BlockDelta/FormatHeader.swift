@@ -5,7 +5,7 @@
 /// ```
 /// offset size  field
 ///      0    8  magic: "OSBKMAP\n" | "OSBKBMP\n" | "OSBKSHA\n" | "OSBKDAT\n"
-///      8    2  format version (1)
+///      8    2  format version (1; 2 for framed block data, see BlockFrameWord)
 ///     10    2  hash algorithm (1 = SHA-256)
 ///     12    4  block size in bytes
 ///     16    8  volume size in bytes
@@ -16,7 +16,7 @@
 ///     73    1  volume id length n (1...54)
 ///     74   54  volume id, UTF-8, zero padded
 ///    128       records ...
-///  end-40   8  record count (bytes of data for block data files)
+///  end-40   8  record count (block data: bytes of data, version 2: bytes of frames)
 ///  end-32  32  SHA-256 checksum (what it covers depends on the kind, see FormatKind)
 /// ```
 public enum FormatKind: Sendable, CaseIterable, CustomStringConvertible {
@@ -76,7 +76,7 @@ public struct FormatHeader: Hashable, Sendable {
     public static let size = 128
     /// The trailer size in bytes (record count and checksum).
     public static let trailerSize = 40
-    /// The format version this code writes and reads.
+    /// The format version of every file but framed block data.
     public static let currentVersion: UInt16 = 1
     /// The hash algorithm code for SHA-256.
     public static let sha256Algorithm: UInt16 = 1
@@ -85,11 +85,18 @@ public struct FormatHeader: Hashable, Sendable {
     public var kind: FormatKind
     /// The backup and volume it belongs to.
     public var descriptor: BackupDescriptor
+    /// How block data is laid out (always ``BlockDataLayout/contiguous`` for the other kinds).
+    public var layout: BlockDataLayout
 
-    /// Creates a header.
-    public init(kind: FormatKind, descriptor: BackupDescriptor) {
+    /// The format version written in the header.
+    public var version: UInt16 { layout.formatVersion }
+
+    /// Creates a header; only block data may be ``BlockDataLayout/framed``.
+    public init(kind: FormatKind, descriptor: BackupDescriptor, layout: BlockDataLayout = .contiguous) {
+        precondition(kind == .blockData || layout == .contiguous, "only block data has a framed layout")
         self.kind = kind
         self.descriptor = descriptor
+        self.layout = layout
     }
 
     /// The 128 header bytes.
@@ -97,7 +104,7 @@ public struct FormatHeader: Hashable, Sendable {
         var bytes = [UInt8]()
         bytes.reserveCapacity(Self.size)
         bytes += kind.magic
-        bytes.appendLittleEndian(Self.currentVersion)
+        bytes.appendLittleEndian(version)
         bytes.appendLittleEndian(Self.sha256Algorithm)
         bytes.appendLittleEndian(UInt32(descriptor.geometry.blockSize))
         bytes.appendLittleEndian(descriptor.geometry.volumeSize)
@@ -124,9 +131,14 @@ public struct FormatHeader: Hashable, Sendable {
                 found.map { "is a \($0) file, expected a \(kind) file" } ?? "is not an osbackup \(kind) file (bad magic)")
         }
         let version = bytes.littleEndian(UInt16.self, at: 8)
-        guard version == Self.currentVersion else {
+        let framed = BlockDataLayout.framed.formatVersion
+        switch version {
+        case Self.currentVersion: layout = .contiguous
+        case framed where kind == .blockData: layout = .framed
+        default:
+            let readable = kind == .blockData ? "versions \(Self.currentVersion) and \(framed)" : "version \(Self.currentVersion)"
             throw .malformed(
-                path: path, "format version \(version) is not supported (this osbackup reads version \(Self.currentVersion))",
+                path: path, "format version \(version) is not supported (this osbackup reads \(kind) \(readable))",
                 hint: "use the osbackup release that wrote it")
         }
         let algorithm = bytes.littleEndian(UInt16.self, at: 10)

@@ -60,17 +60,29 @@ public final class VolumeBackupWriter {
     /// Totals so far.
     public private(set) var summary = RegionSummary()
 
-    /// Creates the three files with their headers.
-    public init(files: VolumeBackupFiles, descriptor: BackupDescriptor) throws(BlockDeltaError) {
+    /// Creates the three files with their headers; the data file has `dataLayout` (framed data holds
+    /// the compressed frames given to ``appendData(firstBlock:digests:bytes:compressedFrame:)``).
+    public init(
+        files: VolumeBackupFiles, descriptor: BackupDescriptor, dataLayout: BlockDataLayout = .contiguous
+    ) throws(BlockDeltaError) {
         geometry = descriptor.geometry
         regions = try FormatFileWriter(path: files.regions, header: FormatHeader(kind: .regionList, descriptor: descriptor))
         digests = try FormatFileWriter(path: files.digests, header: FormatHeader(kind: .digestList, descriptor: descriptor))
-        data = try FormatFileWriter(path: files.data, header: FormatHeader(kind: .blockData, descriptor: descriptor))
+        data = try FormatFileWriter(
+            path: files.data, header: FormatHeader(kind: .blockData, descriptor: descriptor, layout: dataLayout))
     }
 
+    /// Bytes of block data stored so far: the data bytes, or for a framed file its frames.
+    public var storedBytes: UInt64 { data.contentBytes }
+
     /// Records `digests.count` consecutive data blocks starting at `firstBlock`, with their bytes.
+    ///
+    /// In a framed data file, block `index` of the run is stored as the zstd frame `compressedFrame(index)`
+    /// returns (which must be shorter than the block), or raw when it returns nil; a contiguous data file
+    /// stores `bytes` and never asks.
     public func appendData(
-        firstBlock: UInt64, digests blockDigests: some Collection<BlockDigest>, bytes: UnsafeRawBufferPointer
+        firstBlock: UInt64, digests blockDigests: some Collection<BlockDigest>, bytes: UnsafeRawBufferPointer,
+        compressedFrame: (_ index: Int) -> UnsafeRawBufferPointer? = { _ in nil }
     ) throws(BlockDeltaError) {
         let count = UInt64(blockDigests.count)
         precondition(count > 0 && bytes.count == Int(geometry.byteCount(ofBlocks: firstBlock, count: count)))
@@ -79,7 +91,24 @@ public final class VolumeBackupWriter {
             try digests.append(digest)
             data.addDigestToChecksum(digest)
         }
-        try data.append(bytes)
+        switch data.header.layout {
+        case .contiguous:
+            try data.append(bytes)
+        case .framed:
+            var start = 0
+            for index in 0..<Int(count) {
+                let blockBytes = Int(geometry.byteCount(ofBlocks: firstBlock + UInt64(index), count: 1))
+                let frame = compressedFrame(index)
+                let payload = frame ?? UnsafeRawBufferPointer(rebasing: bytes[start..<(start + blockBytes)])
+                let word = BlockFrameWord(storedLength: payload.count, isCompressed: frame != nil)
+                precondition(word.fits(blockBytes: blockBytes), "a zstd frame must be shorter than its block")
+                var wordBytes = [UInt8]()
+                wordBytes.appendLittleEndian(word.encoded)
+                try wordBytes.withBytes { bytes throws(BlockDeltaError) in try data.append(bytes) }
+                try data.append(payload)
+                start += blockBytes
+            }
+        }
         summary.dataBlocks += count
         summary.dataBytes += UInt64(bytes.count)
     }
@@ -125,7 +154,7 @@ public final class VolumeBackupWriter {
             try write(region)
             pending = nil
         }
-        try data.finish(recordCount: summary.dataBytes)
+        try data.finish(recordCount: data.header.layout == .contiguous ? summary.dataBytes : data.contentBytes)
         try digests.finish(recordCount: summary.dataBlocks)
         try regions.finish(recordCount: summary.regionCount)
         return summary
@@ -154,6 +183,9 @@ public struct VolumeBackupReader: Sendable {
     /// The backup's descriptor.
     public var descriptor: BackupDescriptor { regions.file.descriptor }
 
+    /// Bytes of block data as stored: the data bytes, or for a framed file its frames.
+    public var storedBytes: UInt64 { data.recordCount }
+
     /// Opens and checks the three files.
     public init(files: VolumeBackupFiles) throws(BlockDeltaError) {
         // Each file's own checksum first, so that damage is reported against the damaged file.
@@ -169,10 +201,22 @@ public struct VolumeBackupReader: Sendable {
             throw .malformed(
                 path: files.digests, "holds \(digests.recordCount) digests but the region list has \(summary.dataBlocks) data blocks")
         }
-        guard data.recordCount == summary.dataBytes else {
-            throw .malformed(
-                path: files.data, "holds \(data.recordCount) bytes but the region list needs \(summary.dataBytes)",
-                hint: "the file is truncated or from another backup")
+        switch data.header.layout {
+        case .contiguous:
+            guard data.recordCount == summary.dataBytes else {
+                throw .malformed(
+                    path: files.data, "holds \(data.recordCount) bytes but the region list needs \(summary.dataBytes)",
+                    hint: "the file is truncated or from another backup")
+            }
+        case .framed:
+            // Each frame is a word and at most the block's bytes.
+            let words = UInt64(BlockFrameWord.size) * summary.dataBlocks
+            guard data.recordCount >= words, data.recordCount - words <= summary.dataBytes else {
+                throw .malformed(
+                    path: files.data,
+                    "holds \(data.recordCount) bytes of frames, which cannot be the \(summary.dataBlocks) blocks (\(summary.dataBytes) bytes) the region list needs",
+                    hint: "the file is truncated or from another backup")
+            }
         }
         try data.verifyBlockDataChecksum(digests: digests)
     }

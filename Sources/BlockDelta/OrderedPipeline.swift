@@ -8,16 +8,24 @@ import Foundation
 /// each slot to the pool. At most `slots.count` chunks are in flight, so memory stays bounded whatever
 /// the volume size, and since the lowest unfinished chunk always holds a slot, the pipeline cannot stall.
 ///
+/// Each worker thread makes its own context with `makeWorker` (a compression context, reused for every
+/// chunk it works on) and passes it to `work`. An optional `load` stage runs on the workers before `work`,
+/// one chunk at a time in chunk order (for input that can only be read front to back, such as framed
+/// block data): a worker waits for its turn, loads, and hands the turn on. The lowest unloaded chunk is
+/// always claimed and its worker never waits on a later one, so the turns cannot stall either.
+///
 /// Blocking I/O (`pread` on a device) runs on these threads rather than on Swift's cooperative pool,
 /// which must never be blocked.
 public enum OrderedPipeline {
     /// Runs the pipeline to completion; the first error from a worker or from `consume` stops it and is thrown
     /// after every worker has exited.
-    public static func run<Slot: AnyObject & Sendable>(
+    public static func run<Slot: AnyObject & Sendable, Worker>(
         chunkCount: Int,
         workerCount: Int,
         slots: [Slot],
-        work: @escaping @Sendable (_ chunk: Int, _ slot: Slot) throws(BlockDeltaError) -> Void,
+        makeWorker: @escaping @Sendable () -> Worker,
+        load: (@Sendable (_ chunk: Int, _ slot: Slot) throws(BlockDeltaError) -> Void)? = nil,
+        work: @escaping @Sendable (_ chunk: Int, _ slot: Slot, _ worker: Worker) throws(BlockDeltaError) -> Void,
         consume: (_ chunk: Int, _ slot: Slot) throws(BlockDeltaError) -> Void
     ) throws(BlockDeltaError) {
         precondition(workerCount >= 1 && slots.count >= workerCount)
@@ -28,9 +36,15 @@ public enum OrderedPipeline {
             let thread = Thread {
                 osb_set_thread_name("osb-pipeline")
                 defer { state.workerExited() }
+                let worker = makeWorker()
                 while let (chunk, slot) = state.claim() {
                     do throws(BlockDeltaError) {
-                        try work(chunk, slot)
+                        if let load {
+                            guard state.awaitTurn(chunk) else { return }
+                            defer { state.passTurn() }
+                            try load(chunk, slot)
+                        }
+                        try work(chunk, slot, worker)
                         state.complete(chunk, slot)
                     } catch {
                         state.fail(error)
@@ -63,6 +77,7 @@ private final class PipelineState<Slot: AnyObject & Sendable>: @unchecked Sendab
     private var freeSlots: [Slot]
     private var completed: [Int: Slot] = [:]
     private var nextChunk = 0
+    private var loadTurn = 0
     private let chunkCount: Int
     private var failure: BlockDeltaError?
     private var isStopped = false
@@ -84,6 +99,22 @@ private final class PipelineState<Slot: AnyObject & Sendable>: @unchecked Sendab
         let chunk = nextChunk
         nextChunk += 1
         return (chunk, freeSlots.removeLast())
+    }
+
+    /// Waits until `chunk` is the next to load; false when the run stopped meanwhile.
+    func awaitTurn(_ chunk: Int) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while !isStopped && loadTurn != chunk { condition.wait() }
+        return !isStopped
+    }
+
+    /// Hands the load turn to the next chunk.
+    func passTurn() {
+        condition.lock()
+        loadTurn += 1
+        condition.broadcast()
+        condition.unlock()
     }
 
     func complete(_ chunk: Int, _ slot: Slot) {

@@ -39,22 +39,32 @@ struct ImageCommand: ParsableCommand {
         @Option(help: "Reader/hasher threads (default: one per core).")
         var threads: Int?
 
+        @Option(help: "How block data is stored: none, zstd or zstd:LEVEL (default: \(DataEncoding.directoryDefault)).")
+        var compression: String = "\(DataEncoding.directoryDefault)"
+
         @OptionGroup var logging: LoggingOptions
 
         func run() throws {
             let level = try parseLevel(level)
+            let dataEncoding: DataEncoding
+            do {
+                dataEncoding = try DataEncoding(parsing: compression)
+            } catch {
+                throw ValidationError(error.description)
+            }
             let logger = try logging.makeLogger(label: "osbackup.image")
             let outcome = try ImageBackupJob.backup(
                 ImageBackupRequest(
                     source: source, stateDirectory: state, repositoryDirectory: to, level: level, blockSize: blockSize,
-                    volumeID: volumeID, directIO: directIO, parallelism: ParallelIOConfiguration(workerCount: threads)),
+                    volumeID: volumeID, directIO: directIO, parallelism: ParallelIOConfiguration(workerCount: threads),
+                    dataEncoding: dataEncoding),
                 logger: logger)
             let manifest = outcome.record
             let rate = Double(outcome.scan.bytesRead) / max(outcome.seconds, 1e-6) / 1e6
             print(
                 "\(manifest.level) backup of \(source): \(outcome.scan.blocksScanned) blocks of \(manifest.blockSize) read, "
-                    + "\(manifest.dataBlocks) data blocks (\(manifest.dataBytes) bytes) and \(manifest.zeroBlocks) zero blocks "
-                    + "stored in \(manifest.regions) regions, \(String(format: "%.0f", rate)) MB/s")
+                    + "\(manifest.dataBlocks) data blocks (\(manifest.dataBytes) bytes, \(outcome.scan.storedBytes) stored) and "
+                    + "\(manifest.zeroBlocks) zero blocks stored in \(manifest.regions) regions, \(String(format: "%.0f", rate)) MB/s")
             if let reason = manifest.fallbackReason { print("Full instead of \(self.level): \(reason)") }
             print(manifest.backupID)
         }

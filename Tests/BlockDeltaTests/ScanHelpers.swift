@@ -5,10 +5,11 @@ import TestSupport
 
 let testLogger = Logger(label: "osbackup.tests")
 
-/// Backs up `content` (written to `directory/source.img`) as one backup, comparing with `reference`.
+/// Backs up `content` (written to `directory/source.img`) as one backup, comparing with `reference`, its
+/// data file written with `encoding`.
 func scan(
     _ content: [UInt8], in directory: String, name: String, blockSize: Int, backupID: BackupID = .generate(),
-    reference: HashMapReader? = nil, level: BackupLevel? = nil,
+    reference: HashMapReader? = nil, level: BackupLevel? = nil, encoding: DataEncoding = .raw,
     configuration: ParallelIOConfiguration = ParallelIOConfiguration(chunkSize: 64 << 10, workerCount: 2)
 ) throws -> (files: VolumeBackupFiles, map: String, result: DeltaScanResult) {
     let sourcePath = "\(directory)/source.img"
@@ -23,7 +24,7 @@ func scan(
     let map = "\(directory)/\(name).map"
     let result = try DeltaScanner.scan(
         source: BlockSource(path: sourcePath, logger: testLogger), descriptor: descriptor, reference: reference,
-        files: files, newMapPath: map, configuration: configuration, logger: testLogger)
+        files: files, dataEncoding: encoding, newMapPath: map, configuration: configuration, logger: testLogger)
     return (files, map, result)
 }
 

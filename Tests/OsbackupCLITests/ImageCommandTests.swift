@@ -63,7 +63,7 @@ struct ImageCommandTests {
             DiskImage.mutate(&content, blockSize: 4096, changes: 5, using: &generator)
             try DiskImage.write(content, to: source)
             let incremental = try osbackup(
-                "image", "backup", source, "--state", "\(directory)/state", "--to", "\(directory)/repo")
+                "image", "backup", source, "--state", "\(directory)/state", "--to", "\(directory)/repo", "--compression", "none")
             #expect(incremental.status == 0, "\(incremental.stderr)")
             #expect(incremental.stdout.hasPrefix("incremental backup"))
 
@@ -88,6 +88,8 @@ struct ImageCommandTests {
         ["image", "backup", "/nonexistent"],  // missing --state and --to
         ["image", "backup", "/x", "--state", "/tmp/s", "--to", "/tmp/r", "--level", "weekly"],
         ["image", "backup", "/x", "--state", "/tmp/s", "--to", "/tmp/r", "--block-size", "1000"],
+        ["image", "backup", "/x", "--state", "/tmp/s", "--to", "/tmp/r", "--compression", "lz4"],
+        ["image", "backup", "/x", "--state", "/tmp/s", "--to", "/tmp/r", "--compression", "zstd:99"],
         ["image", "restore", "--from", "/tmp", "--backup", "not-a-uuid", "--to", "/tmp/x"],
         ["image", "verify", "--from", "/nonexistent-repository"],
         ["no-such-command"],
