@@ -23,7 +23,7 @@ public struct VolumeEstimate: Sendable, Codable, Hashable {
     public var fallbackReason: String?
     /// The level of the volume's newest backup in the repository given.
     public var lastLevel: String?
-    /// Bytes of block data that backup stored.
+    /// Bytes of block data that backup stored (compressed, in a repository).
     public var lastStoredBytes: UInt64?
     /// Bytes of block data the volume's newest Full stored.
     public var lastFullStoredBytes: UInt64?
@@ -73,8 +73,8 @@ public enum CloudEstimate {
             return VolumeEstimate(
                 serverID: server?.id, serverName: server?.name, volumeID: volume.id, volumeName: volume.name, cinderSize: volume.size,
                 bytesToRead: size, level: "\(plan.level)", fallbackReason: plan.fallbackReason, lastLevel: history.last?.record.level,
-                lastStoredBytes: history.last?.record.dataBytes,
-                lastFullStoredBytes: history.last(where: { $0.record.level == "full" })?.record.dataBytes)
+                lastStoredBytes: history.last.map { $0.record.storedBytes ?? $0.record.dataBytes },
+                lastFullStoredBytes: history.last(where: { $0.record.level == "full" }).map { $0.record.storedBytes ?? $0.record.dataBytes })
         }
         return EstimateReport(volumes: volumes, skipped: targets.skipped)
     }

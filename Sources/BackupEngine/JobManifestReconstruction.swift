@@ -81,13 +81,19 @@ public enum JobManifestReconstruction {
         let serverID = directory.hasPrefix(serverFolder) ? String(directory.dropFirst(serverFolder.count)) : nil
         let isCloud = directory.hasPrefix("\(BackupNamespace.root)/")
         let backupID = descriptor.backupID
-        return VolumeBackupRecord(
+        // The data file's content bytes as stored (raw, or zstd frames): what the scan recorded.
+        let stored = try VolumeBackupReader(
+            files: VolumeBackupFiles(regions: "\(folder)/\(regions)", digests: "\(folder)/\(digests)", data: "\(folder)/\(data)")
+        ).storedBytes
+        var record = VolumeBackupRecord(
             backupID: "\(backupID)", parentID: descriptor.parentID.map { "\($0)" }, fullID: "\(descriptor.fullID)",
             level: "\(descriptor.level)", fallbackReason: nil, createdAt: timestamp(of: backupID),
             source: isCloud ? "cinder:\(volumeID)" : volumeID, volumeID: volumeID, volumeName: label,
             volumeSize: descriptor.geometry.volumeSize, cinderSize: cinderSize(of: volumeID, folder: "\(folder)/\(directory)"),
             serverID: serverID, blockSize: descriptor.geometry.blockSize, regionsFile: regions, digestsFile: digests, dataFile: data,
             regions: summary.regionCount, dataBlocks: summary.dataBlocks, zeroBlocks: summary.zeroBlocks, dataBytes: summary.dataBytes)
+        record.storedBytes = stored
+        return record
     }
 
     /// The Cinder size recorded in the `.conf` of the volume's folder (nil without one).

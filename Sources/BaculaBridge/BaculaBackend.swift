@@ -149,6 +149,10 @@ public struct BaculaBackend: Sendable {
                 }
             }
             try writer.send(BackendPacket(.command, text: "END"))
+            // The plugin answers an estimate's END with JobEnd at once; nothing is installed after one.
+            let end = try expectCommand()
+            guard end.hasPrefix("JobEnd:") else { throw BackendProtocolError("expected JobEnd, got '\(end.prefix(80))'", offset: 0) }
+            try writer.send(BackendPacket(.command, text: "BYE"))
         }
     }
 

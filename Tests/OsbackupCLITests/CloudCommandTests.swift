@@ -184,7 +184,6 @@ struct CloudCommandTests {
 
             let started = ContinuousClock.now
             let backup = try startBackup(directory, environment, extra: ["--config", directory + "/osbackup.yaml"])  // --level full wins
-            try await waitForTemporaryVolume(directory)
             let pid = backup.processIdentifier
             /// The nice value of each thread that reads or hashes (osb-work, osb-pipeline) and of the main thread.
             func scanThreadNiceness() -> [String: String] {
@@ -203,7 +202,7 @@ struct CloudCommandTests {
             }
             // Sampled while a scan runs (the threads exist only then).
             var sample: [String: String] = [:]
-            for _ in 0..<400 {
+            for _ in 0..<1200 {
                 sample = scanThreadNiceness()
                 if sample.keys.contains(where: { $0.hasPrefix("osb-pipeline") }) || !backup.isRunning { break }
                 try await Task.sleep(for: .milliseconds(25))
