@@ -271,6 +271,7 @@ static int start_session(struct osb_job *job, const char *cmd, enum mode mode) {
         return -1;
     }
     job->conn_ready = 1;
+    job->conn.pid = job->proc.pid;
 
     osb_packet p;
     if (send_text(job, "Hello openstack-fd 1") < 0 || recv_command(job, &p, "\"Hello osbackup 1\"") < 0) {

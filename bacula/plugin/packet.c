@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -85,20 +86,33 @@ void osb_drain_stderr(osb_conn *c, int wait_ms) {
     flush_errline(c);
 }
 
+/* 1 when the backend's leader process has exited. WNOWAIT leaves the zombie for osb_stop to reap:
+ * an exited leader whose children still hold our pipes would otherwise look alive until they end. */
+static int leader_exited(pid_t pid) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (pid <= 0) return 0;
+    if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) < 0) return errno == ECHILD;
+    return info.si_pid == pid;
+}
+
 /* Waits until fd is ready for `events` (or the deadline passes), relaying stderr meanwhile.
- * Returns 1 ready, 0 timeout, -1 error. */
+ * Returns 1 ready, 0 timeout, -1 poll error, -2 the backend exited (checked every second). */
 static int wait_fd(osb_conn *c, int fd, short events, int64_t deadline) {
     for (;;) {
         int64_t left = deadline - now_ms();
         if (left <= 0) return 0;
         int with_err = c->err_fd >= 0 && !c->err_eof;
         struct pollfd p[2] = {{fd, events, 0}, {c->err_fd, POLLIN, 0}};
-        int n = poll(p, with_err ? 2 : 1, left > 60000 ? 60000 : (int)left);
+        int n = poll(p, with_err ? 2 : 1, left > 1000 ? 1000 : (int)left);
         if (n < 0) {
             if (errno == EINTR) continue;
             return -1;
         }
-        if (n == 0) continue;
+        if (n == 0) {
+            if (leader_exited(c->pid)) return -2;
+            continue;
+        }
         if (with_err && p[1].revents) read_stderr(c);
         if (p[0].revents) return 1; /* readable, writable, or HUP/ERR: the next read/write says which */
     }
@@ -129,6 +143,10 @@ static int write_all(osb_conn *c, const void *data, size_t len) {
         int w = wait_fd(c, c->to_fd, POLLOUT, deadline);
         if (w == 0) {
             set_error(c, "the backend has not read its input for %d s (timeout=); it is stuck", c->timeout_s);
+            return -1;
+        }
+        if (w == -2) {
+            set_error(c, "the backend exited while the plugin was writing to it");
             return -1;
         }
         if (w < 0) {
@@ -185,6 +203,11 @@ static int read_exact(osb_conn *c, void *dst, size_t n, int64_t deadline, int *e
         if (w == 0) {
             set_error(c, "no packet from the backend for %d s (timeout=; a working backend sends K at least "
                          "every 60 s)", c->timeout_s);
+            return -1;
+        }
+        if (w == -2) {
+            set_error(c, "the backend exited without closing its output (a child of it still holds the pipe) "
+                         "at byte %llu", (unsigned long long)(c->offset + got));
             return -1;
         }
         if (w < 0) {

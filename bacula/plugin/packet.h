@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define OSB_MAX_PAYLOAD 999999
 #define OSB_ERROR_MAX 512
@@ -22,6 +23,7 @@ typedef struct osb_conn {
     int err_fd;       /* backend's stderr (we relay lines to the debug log) */
     int err_eof;      /* stderr reached EOF: no longer polled */
     int timeout_s;    /* longest silence between two packets */
+    pid_t pid;        /* the backend's leader: its exit ends every wait, even if a child keeps the pipes */
     uint64_t offset;  /* bytes consumed from the backend's stdout: named in protocol errors */
     unsigned char rbuf[65536];
     size_t rpos, rlen;
