@@ -70,6 +70,8 @@ for line in sys.stdin:
     print(f"{name}|{seq}|{b64(lstat.split()[7])}")'
 }
 
+fd_count() { ls "/proc/$fd_pid/fd" | wc -l; }
+fds_before=$(fd_count)
 echo "== plugin loaded"
 check "status client lists openstack-fd.so" fd_alive
 
@@ -163,6 +165,9 @@ zombies=$(ps -o stat= --ppid "$fd_pid" | grep -c Z || true)
 check "no zombie under the FD ($zombies)" test "$zombies" -eq 0
 children=$(ps -o pid= --ppid "$fd_pid" | wc -l)
 check "no backend left running under the FD ($children)" test "$children" -eq 0
+sleep 1  # the Director's connection of the last status command may still be closing
+fds_after=$(fd_count)
+check "no file descriptor leaked by the FD ($fds_before open before the jobs, $fds_after after)" test "$fds_after" -le "$fds_before"
 
 echo
 if [ "$failures" -eq 0 ]; then echo "plugin-protocol-test: all checks passed"; exit 0; fi
