@@ -4,7 +4,7 @@ SWIFT ?= /opt/swift/usr/bin/swift
 BIN_DEBUG = .build/debug/osbackup
 BIN_RELEASE = .build/release/osbackup
 
-.PHONY: all deps build test demo bench release clean
+.PHONY: all deps build test demo bench release clean plugin install test-plugin
 
 all: build
 
@@ -33,6 +33,34 @@ demo: build
 # Throughput, stored bytes and peak RSS on a generated 4 GiB image (see docs/benchmarks.md).
 bench: release
 	scripts/bench-image $(BIN_RELEASE)
+
+# The Bacula 9.6 File Daemon plugin (C, libc only): .build/bacula/openstack-fd.so. See bacula/README.md.
+PLUGIN_CC ?= $(shell command -v gcc >/dev/null 2>&1 && echo gcc || echo /opt/swift/usr/bin/clang)
+PLUGIN_CFLAGS = -shared -fPIC -O2 -Wall -Wextra -Werror -std=gnu11 -D_FILE_OFFSET_BITS=64
+PLUGIN_SRC = $(wildcard bacula/plugin/*.c)
+PLUGIN_HDR = $(wildcard bacula/plugin/*.h)
+PLUGIN_SO = .build/bacula/openstack-fd.so
+
+plugin: $(PLUGIN_SO)
+
+# loadPlugin/unloadPlugin are the only exported symbols (the version script hides the rest)
+$(PLUGIN_SO): $(PLUGIN_SRC) $(PLUGIN_HDR) bacula/plugin/exports.map
+	@mkdir -p $(dir $@)
+	$(PLUGIN_CC) $(PLUGIN_CFLAGS) -Wl,--version-script=bacula/plugin/exports.map -o $@ $(PLUGIN_SRC)
+
+# Installs the plugin into Debian's Plugin Directory and osbackup into /usr/local/bin: the release
+# build when there is one, else the debug build (the line printed says which).
+install: plugin
+	@if [ -x $(BIN_RELEASE) ]; then bin=$(BIN_RELEASE); elif [ -x $(BIN_DEBUG) ]; then bin=$(BIN_DEBUG); \
+	  else echo "no osbackup binary: run 'make release' (or 'make build') first" >&2; exit 1; fi; \
+	  install -D -m 0755 $$bin /usr/local/bin/osbackup && echo "installed $$bin as /usr/local/bin/osbackup"
+	install -D -m 0644 $(PLUGIN_SO) /usr/lib/bacula/openstack-fd.so
+	@echo "installed $(PLUGIN_SO) as /usr/lib/bacula/openstack-fd.so (restart bacula-fd to load it)"
+
+# The plugin against a real Bacula 9.6 lab and a fake protocol backend (root; installs Debian's Bacula
+# packages the first time). Not part of `make test`.
+test-plugin: plugin
+	bacula/test/plugin-protocol-test.sh
 
 clean:
 	rm -rf .build
