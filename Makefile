@@ -25,10 +25,12 @@ test: deps
 
 # The main job on a generated disk image: Full, change, Incremental, Differential, restore, verify;
 # then the emulator's demo cloud (samples/emulator/demo.yaml): doctor, openstacksdk attaches a volume to
-# the proxy, Full + Incremental of its device, restore, compare, detach.
-demo: build
+# the proxy, Full + Incremental of its device, restore, compare, detach; cloud backups and restores;
+# then real Bacula daemons (as root; skipped otherwise) back up web-1 through the plugin and restore it.
+demo: build plugin
 	scripts/demo-image $(BIN_DEBUG)
 	scripts/demo-emulator $(BIN_DEBUG)
+	scripts/demo-bacula $(BIN_DEBUG)
 
 # Throughput, stored bytes and peak RSS on a generated 4 GiB image (see docs/benchmarks.md).
 bench: release
