@@ -19,9 +19,11 @@ release: deps
 
 # Unit, property, contract, CLI and loop-device tests, and the client against a real Keystone that
 # scripts/with-keystone starts for the run (root installs python3-keystone the first time; loop devices
-# need root too: those tests are skipped, and say so, otherwise).
-test: deps
+# need root too: those tests are skipped, and say so, otherwise); then the Bacula plugin's integration
+# test with Debian's real Bacula daemons (scripts/test-bacula; root, skipped otherwise).
+test: deps plugin
 	scripts/with-keystone $(SWIFT) test
+	scripts/test-bacula $(BIN_DEBUG)
 
 # The main job on a generated disk image: Full, change, Incremental, Differential, restore, verify;
 # then the emulator's demo cloud (samples/emulator/demo.yaml): doctor, openstacksdk attaches a volume to

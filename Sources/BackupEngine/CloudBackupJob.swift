@@ -22,6 +22,9 @@ public struct CloudBackupRequest: Sendable {
     public var parallelism: ParallelIOConfiguration
     /// The block size asked for (nil: keep the maps').
     public var blockSize: Int?
+    /// Where the volumes' hash maps and locks are kept, when not in ``stateDirectory``: one folder per
+    /// chain that builds on them (the Bacula backend keeps one per Bacula Job, whose catalog holds the chain).
+    public var mapDirectory: String?
     /// The cap on the job's read rate over all its volumes (`--bwlimit`), if any.
     public var readRateLimiter: ReadRateLimiter?
     /// Told after every chunk of every volume how far its scan has come (progress bars).
@@ -123,7 +126,7 @@ public enum CloudBackupJob {
         let state: VolumeStateStore
         let journal: ResourceJournal
         do {
-            state = try VolumeStateStore(directory: request.stateDirectory)
+            state = try VolumeStateStore(directory: request.mapDirectory ?? request.stateDirectory)
         } catch {
             sink.abandon()
             throw BackupError.engine(error, resource: "state directory")

@@ -112,9 +112,11 @@ public struct BaculaBackend: Sendable {
                 writer: writer, replies: replies, spoolDirectory: "\(state)/spool", jobID: jobID, logger: logger)
             let report = try await withKeepAlive {
                 try await CloudBackupJob.run(
-                    CloudBackupRequest(
-                        selection: selection, level: level, stateDirectory: state, proxyServerID: proxyID,
-                        devices: devices(parameters, configuration: configuration), parallel: parallel, readRateLimiter: limiter),
+                    request(
+                        CloudBackupRequest(
+                            selection: selection, level: level, stateDirectory: state, proxyServerID: proxyID,
+                            devices: devices(parameters, configuration: configuration), parallel: parallel, readRateLimiter: limiter),
+                        mapDirectory: mapDirectory(state: state, job: job)),
                     cloud: cloud, sink: sink, jobID: jobID, logger: logger)
             }
             for volume in report.volumes where !volume.saved {
@@ -123,6 +125,19 @@ public struct BaculaBackend: Sendable {
             try writer.send(BackendPacket(.info, text: String(report.summaryTable().prefix(60_000))))
             try writer.send(BackendPacket(.command, text: "BYE"))
         }
+    }
+
+    /// The hash maps of the chain this Bacula Job keeps in the catalog: `<state>/maps/<Job name>`. Two Jobs
+    /// that save the same volume (two FileSets, two schedules) keep two chains; one set of maps would
+    /// make each Job's Incremental build on the other's backups, which its catalog does not hold.
+    private func mapDirectory(state: String, job: BaculaJobInfo) -> String {
+        "\(state)/maps/\(PathSafeName.make(job.jobResourceName))"
+    }
+
+    private func request(_ request: CloudBackupRequest, mapDirectory: String) -> CloudBackupRequest {
+        var request = request
+        request.mapDirectory = mapDirectory
+        return request
     }
 
     // MARK: Estimate
@@ -134,7 +149,8 @@ public struct BaculaBackend: Sendable {
             let proxyID = try await proxyServerID(parameters, configuration: configuration, transport: transport)
             try writer.send(BackendPacket(.command, text: "OK"))
             let report = try await CloudEstimate.run(
-                selection: selection, level: job.backupLevel, cloud: cloud, proxyServerID: proxyID, stateDirectory: state, repository: nil)
+                selection: selection, level: job.backupLevel, cloud: cloud, proxyServerID: proxyID,
+                stateDirectory: mapDirectory(state: state, job: job), repository: nil)
             let now = Int(Date().timeIntervalSince1970)
             for volume in report.volumes {
                 let folder = volume.serverID.map(BackupNamespace.serverFolder) ?? BackupNamespace.volumeFolder(volumeID: volume.volumeID)

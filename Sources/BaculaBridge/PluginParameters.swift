@@ -1,6 +1,8 @@
 public import BackupEngine
 public import BlockDelta
 
+import Foundation
+
 /// The `key=value` words of a FileSet's `Plugin = "openstack: …"` line, as the plugin forwards them: the
 /// CLI's long options spelled with underscores (`proxy_server`, `unattached_volumes`), repeatable where
 /// the CLI's are, booleans as yes/no/true/false/1/0.
@@ -93,6 +95,14 @@ public struct BaculaJobInfo: Sendable, Hashable {
     public var replace: String
     /// The FD's working directory.
     public var workingDirectory: String
+
+    /// The Job resource's name: the job name without the run's `.YYYY-MM-DD_HH.MM.SS_NN` suffix.
+    public var jobResourceName: String {
+        guard let range = jobName.range(of: #"\.\d{4}-\d{2}-\d{2}_\d{2}\.\d{2}\.\d{2}_\d+$"#, options: .regularExpression) else {
+            return jobName
+        }
+        return String(jobName[..<range.lowerBound])
+    }
 
     /// The backup level Bacula asks for.
     public var backupLevel: BackupLevel {

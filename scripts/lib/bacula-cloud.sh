@@ -8,7 +8,7 @@ emulator=''
 stop_all() {
   "$repo/scripts/bacula-down" "$lab" >/dev/null 2>&1 || true
   if [ -n "$emulator" ]; then kill -TERM "$emulator" 2>/dev/null || true; wait "$emulator" 2>/dev/null || true; fi
-  rm -rf "$work"
+  [ -n "${KEEP_WORK:-}" ] && echo "work left in $work" >&2 || rm -rf "$work"
 }
 step() { printf '\n== %s\n' "$*"; }
 skip() { printf '\n== Bacula part skipped: %s\n' "$*"; exit 0; }
@@ -49,15 +49,18 @@ run_job() {
 files_of() {
   sqlite3 "$db" "select p.Path||fn.Name||' delta '||f.DeltaSeq from File f join Path p using(PathId) join Filename fn using(FilenameId) where f.JobId=$1 and f.FileIndex>0 order by 1"
 }
-# restore_server SERVER_UUID WHERE [JOBIDS] -> OUT; fails unless "Restore OK".
+# restore_server SERVER_UUID WHERE [BEFORE] [FILESET] -> OUT: the server's files as they were at the newest
+# backup (ended no later than BEFORE, "YYYY-MM-DD HH:MM:SS", when given); fails unless "Restore OK".
+# (9.6 ignores a jobid= list for an Accurate restore and takes the newest chain; before= is honoured.)
 restore_server() {
-  local select="current select"
-  [ -n "${3:-}" ] && select="jobid=$3 select"
-  OUT=$(printf 'restore client=lab-fd fileset=openstack-set where=%s %s\ncd /@openstack/nova/server/%s/\nmark *\ndone\nyes\nwait\nmessages\n' \
-    "$2" "$select" "$1" | bc)
+  local when=""
+  [ -n "${3:-}" ] && when="before=\"$3\""
+  OUT=$(printf 'restore client=lab-fd fileset=%s where=%s %s select current\ncd /@openstack/nova/server/%s/\nmark *\ndone\nyes\nwait\nmessages\n' \
+    "${4:-openstack-set}" "$2" "$when" "$1" | bc)
   printf '%s\n' "$OUT" | grep -E "restored volume|new server|Termination:" | sed 's/^/    /' || true
   printf '%s\n' "$OUT" | grep -q "Restore OK" || { printf '%s\n' "$OUT" >&2; exit 1; }
 }
+end_time() { sqlite3 "$db" "select EndTime from Job where JobId=$1"; }
 # Fails unless the cloud holds no snapshot, no osbackup-tagged volume and nothing of osbackup on the proxy.
 expect_clean() {
   inventory | /usr/bin/python3 -c '
