@@ -49,6 +49,22 @@ private struct Received {
     var sawBye = false
 }
 
+/// Sends text commands, then an end-of-data packet when `end`.
+private func send(_ writer: BackendPacketWriter, _ texts: [String], end: Bool = false) throws {
+    try writer.send(texts.map { BackendPacket(.command, text: $0) } + (end ? [BackendPacket(.endOfData)] : []))
+}
+
+/// The plugin's opening of a session: handshake, the Job block, the Params block, the start command.
+private func openSession(
+    _ writer: BackendPacketWriter, _ reader: BackendPacketReader, job: [String], parameters: [String], command: String
+) throws {
+    try send(writer, ["Hello openstack-fd 1"])
+    #expect(try reader.next()?.text == "Hello osbackup 1")
+    try send(writer, ["Job"] + job, end: true)
+    try send(writer, ["Params"] + parameters, end: true)
+    try send(writer, [command])
+}
+
 /// The plugin's side of one session, run on a thread of its own (its reads block): handshake, Job,
 /// Params, the start command, then the backup's files, answering `CHECK:` with `catalogHas` and `END`
 /// with `JobEnd:<jobEnd>`.
@@ -61,19 +77,14 @@ private func drivePlugin(
             let writer = BackendPacketWriter(descriptor: toBackend)
             let reader = BackendPacketReader(descriptor: fromBackend)
             var received = Received()
-            func send(_ texts: [String], end: Bool = false) throws {
-                try writer.send(texts.map { BackendPacket(.command, text: $0) } + (end ? [BackendPacket(.endOfData)] : []))
-            }
+            func send(_ texts: [String]) throws { try BaculaBridgeTests.send(writer, texts) }
             do {
-                try send(["Hello openstack-fd 1"])
-                #expect(try reader.next()?.text == "Hello osbackup 1")
-                try send(
-                    [
-                        "Job", "JobId=7", "JobName=openstack-test", "Level=\(level)", "Since=0", "Accurate=\(accurate ? 1 : 0)", "Where=",
-                        "RegexWhere=", "Replace=a", "WorkingDir=\(workingDirectory)",
-                    ], end: true)
-                try send(["Params"] + parameters, end: true)
-                try send(["BackupStart"])
+                try openSession(
+                    writer, reader,
+                    job: [
+                        "JobId=7", "JobName=openstack-test.2026-11-30_01.05.00_07", "Level=\(level)", "Since=0", "Accurate=\(accurate ? 1 : 0)",
+                        "Where=", "RegexWhere=", "Replace=a", "WorkingDir=\(workingDirectory)",
+                    ], parameters: parameters, command: "BackupStart")
                 while let packet = try reader.next() {
                     let text = packet.text
                     switch packet.status {
@@ -134,9 +145,7 @@ private func drivePluginRestore(
             let writer = BackendPacketWriter(descriptor: toBackend)
             let reader = BackendPacketReader(descriptor: fromBackend)
             var outcome = RestoreOutcome()
-            func send(_ texts: [String], end: Bool = false) throws {
-                try writer.send(texts.map { BackendPacket(.command, text: $0) } + (end ? [BackendPacket(.endOfData)] : []))
-            }
+            func send(_ texts: [String], end: Bool = false) throws { try BaculaBridgeTests.send(writer, texts, end: end) }
             /// The next command, passing job messages by.
             func reply() throws -> BackendPacket? {
                 while let packet = try reader.next() {
@@ -148,13 +157,12 @@ private func drivePluginRestore(
                 return nil
             }
             do {
-                try send(["Hello openstack-fd 1"])
-                #expect(try reader.next()?.text == "Hello osbackup 1")
-                try send(
-                    ["Job", "JobId=9", "JobName=restore", "Level=F", "Since=0", "Accurate=1", "Where=\(target)", "RegexWhere=", "Replace=a",
-                     "WorkingDir=\(workingDirectory)"], end: true)
-                try send(["Params"] + parameters, end: true)
-                try send(["RestoreStart"])
+                try openSession(
+                    writer, reader,
+                    job: [
+                        "JobId=9", "JobName=restore", "Level=F", "Since=0", "Accurate=1", "Where=\(target)", "RegexWhere=", "Replace=a",
+                        "WorkingDir=\(workingDirectory)",
+                    ], parameters: parameters, command: "RestoreStart")
                 guard let started = try reply(), started.status == .command, started.text == "OK" else {
                     outcome.abort = "no OK to RestoreStart"
                     throw BackendProtocolError("refused", offset: 0)
@@ -309,6 +317,8 @@ struct BackendSessionTests {
                 "/@openstack/nova/server/\(app)/app-1-root_\(root).bvmdk",
             ], "each volume's three files in order")
             #expect(full.files.allSatisfy { $0.kind == "full" })
+            let maps = try FileManager.default.contentsOfDirectory(atPath: "\(directory)/osbackup/maps/openstack-test")
+            #expect(maps.contains("\(root).map"), "the maps of the Job's chain, under the Job's name without the run's suffix: \(maps)")
             #expect(full.messages.contains { $0.0 == .info && $0.1.contains("volumes saved") })
 
             let handle = try #require(FileHandle(forWritingAtPath: running.volumeFile(volumeID: root)))

@@ -100,7 +100,7 @@ struct CloudCommandTests {
     @Test("SIGKILL mid-job leaves a snapshot and a volume; `cleanup --dry-run` lists them, `cleanup` removes them, the next backup succeeds")
     func killThenCleanup() async throws {
         try await withServe { _, directory, environment in
-            let backup = try startBackup(directory, environment)
+            let backup = try startBackup(directory, environment, extra: ["--bwlimit", "2M"])  // slow enough to be caught mid-job
             try await waitForTemporaryVolume(directory)
             kill(backup.processIdentifier, SIGKILL)
             backup.waitUntilExit()
@@ -130,7 +130,7 @@ struct CloudCommandTests {
     @Test("SIGTERM mid-job: exit 1, the job removes its own temporary resources before it exits")
     func terminateCleansUp() async throws {
         try await withServe { _, directory, environment in
-            let backup = try startBackup(directory, environment)
+            let backup = try startBackup(directory, environment, extra: ["--bwlimit", "2M"])  // slow enough to be caught mid-job
             try await waitForTemporaryVolume(directory)
             kill(backup.processIdentifier, SIGTERM)
             backup.waitUntilExit()
