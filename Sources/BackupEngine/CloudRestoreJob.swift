@@ -137,6 +137,13 @@ public enum CloudRestoreJob {
         defer { journal.close() }
         do {
             if case .inPlace = request.target { try await checkInPlaceTargets(plan, cloud: cloud) }
+            if case .newServer(let options) = request.target, options.name != nil,
+                Set(plan.volumes.map { $0.record.serverID ?? "" }).count > 1
+            {
+                throw BackupError(
+                    .configuration, resource: "restore", "one --name for several servers would give them all the same name",
+                    hint: "restore one server at a time with --server, or leave --name out (the prefix and each original name)")
+            }
             let written = try await writeVolumes(plan.volumes, writer: writer, parallel: request.parallel)
             var servers: [String: String] = [:]
             if case .newServer(let options) = request.target {
@@ -144,10 +151,13 @@ public enum CloudRestoreJob {
                     let serverID = try await ServerRebuilder(cloud: cloud, request: request, options: options, logger: logger)
                         .create(from: volumes, originalServerID: originalID, journal: journal)
                     servers[originalID] = serverID
+                    // The server is the operator's now, and so are its disks: a later failure must not touch them.
+                    for volume in volumes { try await writer.release(volume) }
                 }
+            } else {
+                // Finished: the new volumes lose the tags that would let a sweep delete them.
+                for volume in written { try await writer.release(volume) }
             }
-            // Finished: the new volumes lose the tags that would let a sweep delete them.
-            for volume in written { try await writer.release(volume) }
             return CloudRestoreReport(
                 jobID: "\(jobID)", backupJobID: plan.job.jobID, volumes: written.map(\.restored), servers: servers)
         } catch {
