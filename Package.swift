@@ -72,6 +72,8 @@ let package = Package(
                 "CArchive",
                 "OpenStackClient",
                 .product(name: "Logging", package: "swift-log"),
+                // Options files (`--config`, the Plugin line's `config=`), on the Yams clouds.yaml needs.
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -121,8 +123,6 @@ let package = Package(
                 "OpenStackClient",
                 "CloudEmulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                // --config FILE (YAML), already built for clouds.yaml.
-                .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -68,8 +68,26 @@ public struct BaculaBackend: Sendable {
             guard let equals = line.firstIndex(of: "=") else { return (line, "yes") }
             return (String(line[..<equals]), String(line[line.index(after: equals)...]))
         }
-        let parameters = try PluginParameters(words)
-        return (job, parameters, try expectCommand())
+        var parameters = try PluginParameters(words)
+        let command = try expectCommand()
+        if let file = parameters.value("config") {
+            parameters = try parameters.merging(optionsFile: file, command: command == "RestoreStart" ? "restore" : "backup")
+        }
+        try applyPriority(parameters)
+        return (job, parameters, command)
+    }
+
+    /// `nice=` and `ionice=`: the backend's CPU and I/O priority, as `--nice` and `--ionice`.
+    private func applyPriority(_ parameters: PluginParameters) throws {
+        var nice: Int32?
+        if let text = parameters.value("nice") {
+            guard let value = Int32(text), (-20...19).contains(value) else {
+                throw BackupError(.configuration, resource: "Plugin line", "nice=\(text) is not a niceness from -20 to 19")
+            }
+            nice = value
+        }
+        let io = try parameters.value("ionice").map { try ProcessPriority.parseIOClass($0) }
+        try ProcessPriority(nice: nice, io: io).apply()
     }
 
     private func expectCommand() throws -> String {

@@ -10,7 +10,7 @@ public struct PluginParameters: Sendable {
     /// The keys the backend knows; any other is an error naming it.
     public static let known: Set<String> = [
         "cloud", "clouds_yaml", "config", "server", "exclude_server", "volume", "unattached_volumes", "all_projects", "parallel",
-        "proxy_server", "device_directory", "device_timeout", "state", "bwlimit", "timeout", "backend",
+        "proxy_server", "device_directory", "device_timeout", "state", "bwlimit", "nice", "ionice", "timeout", "backend",
         // Restore options (bconsole's plugin options, or the FileSet line).
         "new_server", "in_place", "force", "name", "name_prefix", "flavor", "network", "availability_zone", "volume_type", "key_name",
         "project",
@@ -35,6 +35,25 @@ public struct PluginParameters: Sendable {
             }
         }
         self.entries = entries
+    }
+
+    /// The options of file `config=` for `command` (top level and its section) added for every key the
+    /// line does not give: the line wins. The CLI's `os-cloud` is the plugin's `cloud`; the options only the
+    /// CLI has (`to`, `level`, `json`, `from`…) are left out.
+    public func merging(optionsFile path: String, command: String) throws(BackupError) -> PluginParameters {
+        let renamed = ["os_cloud": "cloud"]
+        let given = Set(entries.map(\.key))
+        var merged = entries
+        for (dashed, value) in try OptionsFile.load(path, command: command) {
+            let underscored = dashed.replacingOccurrences(of: "-", with: "_")
+            let key = renamed[underscored] ?? underscored
+            guard Self.known.contains(key), key != "config", !given.contains(key) else { continue }
+            switch value {
+            case .flag(let on): if on { merged.append((key, "yes")) }
+            case .values(let values): merged += values.map { (key, $0) }
+            }
+        }
+        return try PluginParameters(merged)
     }
 
     /// The values of `key`, in order.

@@ -1,5 +1,5 @@
+import BackupEngine
 import Foundation
-import Yams
 
 /// `--config FILE`: YAML whose keys are the long options' names (`proxy-server`, or `proxy_server`), read
 /// before the command line is parsed; an option given on the command line wins over the file's.
@@ -46,64 +46,13 @@ enum ConfigFile {
         return rest
     }
 
-    /// One option of the file.
-    enum Value: Equatable {
-        case flag(Bool)
-        case values([String])
-    }
-
-    /// The commands whose sections a file may hold.
-    static let commands: Set = ["backup", "restore", "cleanup", "estimate"]
-
-    /// The options of a file for `command`: the top-level ones, then its section's; keys with `_` spelled
-    /// `-`, in the file's order.
-    static func load(_ path: String, command: String) throws -> [(String, Value)] {
-        let text: String
+    /// The options of a file for `command` (``OptionsFile``), as a usage error when it cannot be used.
+    static func load(_ path: String, command: String) throws -> [(String, OptionsFile.Value)] {
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
+            return try OptionsFile.load(path, command: command)
         } catch {
-            throw ConfigFileError("cannot read --config \(path): \(error.localizedDescription)")
+            throw ConfigFileError(error.description)
         }
-        let node: Node?
-        do {
-            node = try Yams.compose(yaml: text)
-        } catch {
-            throw ConfigFileError("--config \(path) is not YAML: \(error)")
-        }
-        guard let node else { return [] }
-        guard let mapping = node.mapping else { throw ConfigFileError("--config \(path): expected a mapping of option names to values") }
-        var options: [(String, Value)] = []
-        for (keyNode, valueNode) in mapping {
-            if let section = keyNode.string, commands.contains(section) {
-                guard let entries = valueNode.mapping else { throw ConfigFileError("--config \(path): '\(section)' holds options of that command") }
-                if section == command { options += try parse(entries.map { ($0.key, $0.value) }, path: path) }
-                continue
-            }
-            options += try parse([(keyNode, valueNode)], path: path)
-        }
-        return options
-    }
-
-    private static func parse(_ entries: [(Node, Node)], path: String) throws -> [(String, Value)] {
-        var options: [(String, Value)] = []
-        for (keyNode, valueNode) in entries {
-            guard let key = keyNode.string, !key.isEmpty else { throw ConfigFileError("--config \(path): a key is not a name") }
-            let name = key.replacingOccurrences(of: "_", with: "-")
-            guard name != "config" else { throw ConfigFileError("--config \(path): a config file cannot name another") }
-            if let sequence = valueNode.sequence {
-                options.append((name, .values(try sequence.map { try scalar($0, key: name, path: path) })))
-            } else if let bool = valueNode.bool {
-                options.append((name, .flag(bool)))
-            } else {
-                options.append((name, .values([try scalar(valueNode, key: name, path: path)])))
-            }
-        }
-        return options
-    }
-
-    private static func scalar(_ node: Node, key: String, path: String) throws -> String {
-        guard let text = node.scalar?.string else { throw ConfigFileError("--config \(path): '\(key)' takes a value or a list of values") }
-        return text
     }
 }
 
