@@ -166,9 +166,11 @@ public struct BaculaBackend: Sendable {
         try await withCloud(parameters) { configuration, cloud, transport in
             let proxyID = try await proxyServerID(parameters, configuration: configuration, transport: transport)
             try writer.send(BackendPacket(.command, text: "OK"))
-            let report = try await CloudEstimate.run(
+            let report = try await withKeepAlive {
+                try await CloudEstimate.run(
                 selection: selection, level: job.backupLevel, cloud: cloud, proxyServerID: proxyID,
                 stateDirectory: mapDirectory(state: state, job: job), repository: nil)
+            }
             let now = Int(Date().timeIntervalSince1970)
             for volume in report.volumes {
                 let folder = volume.serverID.map(BackupNamespace.serverFolder) ?? BackupNamespace.volumeFolder(volumeID: volume.volumeID)
@@ -213,8 +215,10 @@ public struct BaculaBackend: Sendable {
         let repository = try spool.repository()
         let plan = try RestorePlan.newestOfEachVolume(repository: repository)
         if !intoCloud {
-            let restored = try await blocking { () throws(BlockDeltaError) in
-                try RestoreToDirectory.run(plan: plan, target: job.where, logger: logger)
+            let restored = try await withKeepAlive {
+                try await blocking { () throws(BlockDeltaError) in
+                    try RestoreToDirectory.run(plan: plan, target: job.where, logger: logger)
+                }
             }
             for volume in restored {
                 try writer.send(BackendPacket(.info, text: "restored volume \(volume.volumeID) (chain of \(volume.chainLength)) to \(volume.path)"))

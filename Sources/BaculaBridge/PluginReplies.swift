@@ -60,8 +60,8 @@ final class PluginReplies: @unchecked Sendable {
             switch (packet.status, text) {
             case (.command, "CHECK:none"):
                 checks.append(.none)
-            case (.command, _) where text.hasPrefix("CHECK:found "):
-                checks.append(.found(deltaSequence: Int(text.dropFirst("CHECK:found ".count)) ?? 0))
+            case (.command, _) where text.hasPrefix("CHECK:found ") && Int(text.dropFirst("CHECK:found ".count)) != nil:
+                checks.append(.found(deltaSequence: Int(text.dropFirst("CHECK:found ".count))!))
             case (.command, "JobEnd:OK"):
                 jobEnd = true
             case (.command, "JobEnd:FAILED"):

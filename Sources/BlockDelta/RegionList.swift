@@ -41,8 +41,11 @@ public struct Region: Hashable, Sendable, CustomStringConvertible {
         self.kind = kind
     }
 
-    /// One past the last block.
-    public var endBlock: UInt64 { firstBlock + blockCount }
+    /// One past the last block (`UInt64.max` for a crafted record whose end would overflow).
+    public var endBlock: UInt64 {
+        let (end, overflow) = firstBlock.addingReportingOverflow(blockCount)
+        return overflow ? .max : end
+    }
 
     /// The 16 record bytes.
     public func encoded() -> [UInt8] {
@@ -100,7 +103,10 @@ public struct RegionListReader: Sendable {
         var nextFree: UInt64 = 0
         let cursor = try makeCursor()
         while let region = try cursor.next() {
-            guard region.firstBlock >= nextFree, region.endBlock <= geometry.blockCount else {
+            // Compared without computing firstBlock + blockCount, which a crafted record could overflow.
+            guard region.firstBlock >= nextFree, region.firstBlock <= geometry.blockCount,
+                region.blockCount <= geometry.blockCount - region.firstBlock
+            else {
                 throw .malformed(
                     path: file.path,
                     "region \(summary.regionCount) (\(region)) overlaps the previous one or ends past block \(geometry.blockCount)")

@@ -22,9 +22,16 @@ public struct VolumeGeometry: Hashable, Sendable, CustomStringConvertible {
                 "block size \(blockSize) is not a power of two from \(Self.minimumBlockSize) to \(Self.maximumBlockSize)",
                 hint: "use for example 65536 (64 KiB), 262144 or 1048576")
         }
+        // 2^62 bytes (4 EiB) is far past any volume; the limit keeps every block and byte count in range.
+        guard volumeSize <= Self.maximumVolumeSize else {
+            throw .invalidArgument("volume size \(volumeSize) is past the largest osbackup handles (\(Self.maximumVolumeSize) bytes)")
+        }
         self.blockSize = blockSize
         self.volumeSize = volumeSize
     }
+
+    /// The largest volume size: block counts and byte offsets computed from it cannot overflow.
+    public static let maximumVolumeSize: UInt64 = 1 << 62
 
     /// Whether `size` can be used as a block size.
     public static func isValidBlockSize(_ size: Int) -> Bool {

@@ -96,3 +96,30 @@ struct CorruptionTests {
         }
     }
 }
+
+/// Crafted files whose checksums hold but whose numbers are absurd: refused with an error, never a crash.
+@Suite("Crafted backup files")
+struct CraftedFileTests {
+    @Test("a region whose end would overflow is refused by name")
+    func overflowingRegion() throws {
+        try withTemporaryDirectory { directory in
+            let id = BackupID.generate()
+            let descriptor = try BackupDescriptor(
+                geometry: VolumeGeometry(blockSize: 4096, volumeSize: 1 << 20), backupID: id, parentID: nil, fullID: id, level: .full,
+                volumeID: "crafted")
+            let path = "\(directory)/crafted.bmp"
+            let writer = try FormatFileWriter(path: path, header: FormatHeader(kind: .regionList, descriptor: descriptor))
+            let record = Region(firstBlock: UInt64.max - 2, blockCount: 5, kind: .data).encoded()
+            try record.withUnsafeBytes { bytes in try writer.append(bytes) }
+            _ = try writer.finish(recordCount: 1)
+            let error = #expect(throws: BlockDeltaError.self) { _ = try RegionListReader(path: path).validate() }
+            #expect(error?.description.contains(path) == true, "\(String(describing: error))")
+        }
+    }
+
+    @Test("a volume size past 2^62 bytes is refused")
+    func hugeVolume() {
+        #expect(throws: BlockDeltaError.self) { _ = try VolumeGeometry(blockSize: 4096, volumeSize: UInt64.max) }
+        #expect((try? VolumeGeometry(blockSize: 4096, volumeSize: 1 << 62)) != nil)
+    }
+}

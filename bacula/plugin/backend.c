@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +97,13 @@ int osb_spawn(const char *path, osb_process *p, char *err, size_t errlen) {
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(er[1], 2) < 0) _exit(126);
+        /* dup2 onto itself keeps CLOEXEC: make sure 0-2 survive the exec */
+        for (int fd = 0; fd < 3; fd++) fcntl(fd, F_SETFD, 0);
+        /* every other descriptor of the FD (Director and SD sockets, other jobs' files) closes at exec;
+         * the status pipe too, which is how the parent learns the exec worked */
+        struct rlimit limit;
+        int highest = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < 65536 ? (int)limit.rlim_cur : 65536;
+        for (int fd = 3; fd < highest; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
         execv(path, argv);
         int e = errno;
         ssize_t ignored = write(status[1], &e, sizeof e);

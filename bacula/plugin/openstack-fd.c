@@ -25,6 +25,16 @@
 #define DEBUG_LEVEL 100
 #define MAX_SEEN 1000000 /* SEEN paths kept per job: bounded memory even with a runaway backend */
 
+/* Whether a backend's file name is one of the backup namespace: /@openstack/… or /@local/…, no ".."
+ * component, no control character. */
+static int fname_in_namespace(const char *name) {
+    if (strncmp(name, "/@openstack/", 12) != 0 && strncmp(name, "/@local/", 8) != 0) return 0;
+    if (strstr(name, "/../") || (strlen(name) >= 3 && strcmp(name + strlen(name) - 3, "/..") == 0)) return 0;
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+        if (*c < 0x20 || *c == 0x7f) return 0;
+    return 1;
+}
+
 static bFuncs *bfuncs;
 
 static pInfo plugin_info = {
@@ -272,6 +282,7 @@ static int start_session(struct osb_job *job, const char *cmd, enum mode mode) {
     }
     job->conn_ready = 1;
     job->conn.pid = job->proc.pid;
+    job->conn.cancelled = &job->cancelled;
 
     osb_packet p;
     if (send_text(job, "Hello openstack-fd 1") < 0 || recv_command(job, &p, "\"Hello osbackup 1\"") < 0) {
@@ -395,8 +406,9 @@ static int read_header(struct osb_job *job) {
         } else if (strcmp(p.data, "END") == 0) {
             return 0;
         } else if (strncmp(p.data, "FNAME:", 6) == 0) {
-            if (p.data[6] != '/') {
-                fail(job, "backend protocol error: FNAME \"%.80s\" is not an absolute path", p.data + 6);
+            if (!fname_in_namespace(p.data + 6)) {
+                fail(job, "backend protocol error: FNAME \"%.80s\" is not a path below /@openstack/ or /@local/ "
+                          "without '..' and control characters", p.data + 6);
                 return -1;
             }
             free(job->fname);
@@ -535,6 +547,14 @@ static bRC handlePluginEvent(bpContext *ctx, bEvent *event, void *value) {
         if (job->mode == MODE_RESTORE && job->phase == PH_FILES) {
             osb_packet p;
             char how[256];
+            int status = int_value(job, bVarJobStatus);
+            if (__atomic_load_n(&job->cancelled, __ATOMIC_SEQ_CST) || job->errors > 0 ||
+                !(status == JS_Running || status == JS_Terminated || status == JS_Warnings)) {
+                /* END would make the backend restore what arrived (in place, even): a part may be missing */
+                fail(job, "the restore was cancelled or failed before its end: nothing is restored (the backend "
+                          "discards the parts it received)");
+                return bRC_OK;
+            }
             if (send_text(job, "END") < 0 || recv_command(job, &p, "\"OK\"") < 0) return bRC_OK;
             if (strcmp(p.data, "OK") != 0) {
                 char ex[128];
@@ -584,9 +604,12 @@ static bRC startBackupFile(bpContext *ctx, struct save_pkt *sp) {
     if (job->delta && job->mode == MODE_BACKUP) {
         /* the FD fills delta_seq with the previous version's sequence; FO_DELTA makes it store seq + 1 */
         bfuncs->checkChanges(ctx, sp);
-        if (!sp->accurate_found)
-            jmsg(job, M_WARNING, PLUGIN_NAME ": %s is an incremental part but the catalog has no earlier version "
-                                 "of it (is Accurate = yes set on the Job?); a restore will lack its base", job->fname);
+        if (!sp->accurate_found) {
+            /* the Director would drop this part at restore: the backup of this volume is not restorable */
+            jmsg(job, M_ERROR, PLUGIN_NAME ": %s is an incremental part but the catalog has no earlier version "
+                               "of it (is Accurate = yes set on the Job?); a restore would lack its base", job->fname);
+            job->errors++;
+        }
         sp->flags |= FO_DELTA;
     }
     job->data_left = job->size;
@@ -649,7 +672,11 @@ static void backup_read(struct osb_job *job, struct io_pkt *io) {
     }
     if (job->dpos < job->dlen) {
         size_t n = job->dlen - job->dpos;
-        if (io->count >= 0 && n > (size_t)io->count) n = (size_t)io->count;
+        if (io->count < 0) {
+            fail(job, "the File Daemon asked for %d bytes of %s", io->count, job->fname);
+            return io_fail(io);
+        }
+        if (n > (size_t)io->count) n = (size_t)io->count;
         memcpy(io->buf, job->conn.payload + job->dpos, n);
         job->dpos += n;
         io->status = (int32_t)n;

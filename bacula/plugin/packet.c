@@ -97,11 +97,16 @@ static int leader_exited(pid_t pid) {
 }
 
 /* Waits until fd is ready for `events` (or the deadline passes), relaying stderr meanwhile.
- * Returns 1 ready, 0 timeout, -1 poll error, -2 the backend exited (checked every second). */
+ * Returns 1 ready, 0 timeout, -1 poll error, -2 the backend exited (checked every second), -3 the job was
+ * cancelled more than OSB_CANCEL_GRACE_S ago and the backend is still not done. */
 static int wait_fd(osb_conn *c, int fd, short events, int64_t deadline) {
     for (;;) {
         int64_t left = deadline - now_ms();
         if (left <= 0) return 0;
+        if (c->cancelled && __atomic_load_n(c->cancelled, __ATOMIC_SEQ_CST)) {
+            if (c->cancel_seen_ms == 0) c->cancel_seen_ms = now_ms();
+            if (now_ms() - c->cancel_seen_ms > (int64_t)OSB_CANCEL_GRACE_S * 1000) return -3;
+        }
         int with_err = c->err_fd >= 0 && !c->err_eof;
         struct pollfd p[2] = {{fd, events, 0}, {c->err_fd, POLLIN, 0}};
         int n = poll(p, with_err ? 2 : 1, left > 1000 ? 1000 : (int)left);
@@ -143,6 +148,10 @@ static int write_all(osb_conn *c, const void *data, size_t len) {
         int w = wait_fd(c, c->to_fd, POLLOUT, deadline);
         if (w == 0) {
             set_error(c, "the backend has not read its input for %d s (timeout=); it is stuck", c->timeout_s);
+            return -1;
+        }
+        if (w == -3) {
+            set_error(c, "the job was cancelled and the backend did not end within %d s", OSB_CANCEL_GRACE_S);
             return -1;
         }
         if (w == -2) {
@@ -203,6 +212,10 @@ static int read_exact(osb_conn *c, void *dst, size_t n, int64_t deadline, int *e
         if (w == 0) {
             set_error(c, "no packet from the backend for %d s (timeout=; a working backend sends K at least "
                          "every 60 s)", c->timeout_s);
+            return -1;
+        }
+        if (w == -3) {
+            set_error(c, "the job was cancelled and the backend did not end within %d s", OSB_CANCEL_GRACE_S);
             return -1;
         }
         if (w == -2) {

@@ -17,6 +17,9 @@
 
 typedef void (*osb_debug_fn)(void *arg, const char *line);
 
+/* How long a cancelled backend may take to clean up before the waits give up (then SIGKILL follows). */
+#define OSB_CANCEL_GRACE_S 120
+
 typedef struct osb_conn {
     int to_fd;        /* backend's stdin (we write) */
     int from_fd;      /* backend's stdout (we read packets) */
@@ -24,6 +27,8 @@ typedef struct osb_conn {
     int err_eof;      /* stderr reached EOF: no longer polled */
     int timeout_s;    /* longest silence between two packets */
     pid_t pid;        /* the backend's leader: its exit ends every wait, even if a child keeps the pipes */
+    const int *cancelled; /* set by the FD's cancel (another thread): waits end OSB_CANCEL_GRACE_S after it */
+    int64_t cancel_seen_ms;
     uint64_t offset;  /* bytes consumed from the backend's stdout: named in protocol errors */
     unsigned char rbuf[65536];
     size_t rpos, rlen;
