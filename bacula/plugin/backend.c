@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <signal.h>
 #include <stdio.h>
@@ -129,11 +130,27 @@ int osb_spawn(const char *path, osb_process *p, char *err, size_t errlen) {
     return 0;
 }
 
+/* Reads and drops whatever fd has ready now, without blocking. */
+static void discard_available(int fd) {
+    if (fd < 0) return;
+    char sink[65536];
+    for (int rounds = 0; rounds < 16; rounds++) {
+        struct pollfd q = {fd, POLLIN, 0};
+        if (poll(&q, 1, 0) <= 0 || !(q.revents & (POLLIN | POLLHUP))) return;
+        if (read(fd, sink, sizeof sink) <= 0) return;
+    }
+}
+
 /* Waits up to ms for the exit. The exit is first observed without reaping (WNOWAIT), the cancel slot
  * is cleared, and only then is the zombie reaped: until the reap the pid cannot be reused, so a cancel
  * racing with us can only signal our own (exited) group. */
-static int reap_within(pid_t pid, int ms, int *status, volatile int *pgid_slot) {
+static int reap_within(osb_process *p, int ms, int *status, volatile int *pgid_slot) {
+    pid_t pid = p->pid;
     for (int waited = 0;; waited += 20) {
+        /* keep its pipes flowing meanwhile: a backend blocked on a full stderr or stdout pipe could not
+         * finish its cleanup (what it writes now is discarded: the job's outcome is already decided) */
+        discard_available(p->err_fd);
+        discard_available(p->from_fd);
         siginfo_t info;
         memset(&info, 0, sizeof info);
         int r = waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT);
@@ -162,16 +179,16 @@ void osb_stop(osb_process *p, volatile int *pgid_slot, int wait_ms, int grace_ms
     if (p->to_fd >= 0) { close(p->to_fd); p->to_fd = -1; } /* EOF on stdin: a polite "stop now" */
     if (p->pid <= 0) { snprintf(how, howlen, "was not running"); return; }
     int status = 0;
-    int done = reap_within(p->pid, wait_ms, &status, pgid_slot);
+    int done = reap_within(p, wait_ms, &status, pgid_slot);
     const char *forced = "";
     if (!done) {
         kill(-p->pid, SIGTERM);
-        done = reap_within(p->pid, grace_ms, &status, pgid_slot);
+        done = reap_within(p, grace_ms, &status, pgid_slot);
         forced = " after SIGTERM";
     }
     if (!done) {
         kill(-p->pid, SIGKILL);
-        reap_within(p->pid, 60000, &status, pgid_slot); /* SIGKILL cannot be ignored */
+        reap_within(p, 60000, &status, pgid_slot); /* SIGKILL cannot be ignored */
         forced = " after SIGKILL";
     }
     /* the leader is reaped; its children (if any) got the group signals above */

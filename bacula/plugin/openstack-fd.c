@@ -108,7 +108,8 @@ static void backend_stderr_line(void *arg, const char *line) {
 /* ---- session end ---- */
 
 /* Stops the backend: politely (stdin closed, it exits by itself within 30 s) or not (SIGTERM now);
- * SIGKILL after a 30 s grace either way. Reaps it, closes every fd. */
+ * SIGKILL after a 120 s grace either way (a cancelled backend detaches and deletes its temporary cloud
+ * resources first, which takes Cinder and Nova round trips). Reaps it, closes every fd. */
 static void close_session(struct osb_job *job, int polite, char *how, size_t howlen) {
     snprintf(how, howlen, "was not running");
     if (job->proc.pid <= 0) return;
@@ -117,7 +118,7 @@ static void close_session(struct osb_job *job, int polite, char *how, size_t how
         if (pg > 0) kill(-pg, SIGTERM);
     }
     if (job->conn_ready) osb_drain_stderr(&job->conn, polite ? 2000 : 200);
-    osb_stop(&job->proc, &job->pgid, polite ? 30000 : 0, 30000, how, howlen);
+    osb_stop(&job->proc, &job->pgid, polite ? 30000 : 0, 120000, how, howlen);
     if (job->conn_ready) {
         osb_conn_free(&job->conn);
         job->conn_ready = 0;
