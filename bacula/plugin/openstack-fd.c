@@ -136,6 +136,16 @@ static void fail(struct osb_job *job, const char *fmt, ...) {
     va_end(ap);
     if (job->phase == PH_FAILED) return;
     job->phase = PH_FAILED;
+    if (job->conn_ready && job->proc.pid > 0) {
+        /* the backend may have said why before it stopped reading (a write that failed with EPIPE):
+         * read what it already sent, a second at most, for its A or E text */
+        int saved = job->conn.timeout_s;
+        osb_packet p;
+        job->conn.timeout_s = 1;
+        for (int i = 0; i < 64 && osb_recv(&job->conn, &p) == 0; i++)
+            if (p.status == 'A' || p.status == 'E') snprintf(job->last_error, sizeof job->last_error, "%s", p.data);
+        job->conn.timeout_s = saved;
+    }
     close_session(job, 0, how, sizeof how);
     int cancelled = __atomic_load_n(&job->cancelled, __ATOMIC_SEQ_CST);
     jmsg(job, M_FATAL, PLUGIN_NAME ": %s%s%s%s%s%s", cancelled ? "job cancelled: " : "", what,
