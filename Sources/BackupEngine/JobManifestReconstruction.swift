@@ -81,10 +81,8 @@ public enum JobManifestReconstruction {
         let serverID = directory.hasPrefix(serverFolder) ? String(directory.dropFirst(serverFolder.count)) : nil
         let isCloud = directory.hasPrefix("\(BackupNamespace.root)/")
         let backupID = descriptor.backupID
-        // The data file's content bytes as stored (raw, or zstd frames): what the scan recorded.
-        let stored = try VolumeBackupReader(
-            files: VolumeBackupFiles(regions: "\(folder)/\(regions)", digests: "\(folder)/\(digests)", data: "\(folder)/\(data)")
-        ).storedBytes
+        // The data file's content bytes as stored (raw, or zstd frames), from its trailer: what the scan recorded.
+        let stored = try FormatFileReader(path: "\(folder)/\(data)", expecting: .blockData).recordCount
         var record = VolumeBackupRecord(
             backupID: "\(backupID)", parentID: descriptor.parentID.map { "\($0)" }, fullID: "\(descriptor.fullID)",
             level: "\(descriptor.level)", fallbackReason: nil, createdAt: timestamp(of: backupID),

@@ -75,7 +75,8 @@ public final class BaculaStreamSink: BackupSink {
 
     public func commitVolume(_ paths: VolumeNamespacePaths, files: VolumeBackupFiles) throws(BlockDeltaError) {
         defer { for file in files.all { unlink(file) } }
-        let delta = try VolumeBackupReader(files: files).descriptor.level != .full
+        // The level from the region list's header alone: the scan has just written and checked these files.
+        let delta = try FormatFileReader(path: files.regions, expecting: .regionList).descriptor.level != .full
         let opened = try files.all.map { path throws(BlockDeltaError) in (path, try OpenFile.openForReading(path)) }
         defer { for (_, file) in opened { try? file.close() } }
         let sizes = try opened.map { _, file throws(BlockDeltaError) in try file.size() }
