@@ -21,11 +21,7 @@ struct CloudBackupTests {
             try expectNoDebris(running)
 
             let webRoot = EmulatorSeed.volumeID("root/../x")
-            let file = running.volumeFile(volumeID: webRoot)
-            let handle = try #require(FileHandle(forWritingAtPath: file))
-            try handle.seek(toOffset: 3 << 20)
-            try handle.write(contentsOf: Data("changed after the Full".utf8))
-            try handle.close()
+            try change(running, volumeID: webRoot, at: 3 << 20, Data("changed after the Full".utf8))
 
             let incremental = try await runJob(request(directory, running, level: .incremental), cloud, repository: repo)
             #expect(incremental.allSaved)

@@ -143,3 +143,11 @@ private struct ForwardingLogHandler: LogHandler {
         capture.log(event: event)
     }
 }
+
+/// Writes `bytes` into the emulator's volume `volumeID` at `offset`, as a server writing to its disk would.
+func change(_ running: RunningEmulator, volumeID: String, at offset: UInt64, _ bytes: Data) throws {
+    let handle = try #require(FileHandle(forWritingAtPath: running.volumeFile(volumeID: volumeID)))
+    try handle.seek(toOffset: offset)
+    try handle.write(contentsOf: bytes)
+    try handle.close()
+}

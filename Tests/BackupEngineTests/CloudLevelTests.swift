@@ -6,12 +6,9 @@ import OpenStackClient
 import Testing
 import TestSupport
 
-/// Writes `text` into a volume of the emulator at `offset`.
+/// Writes `text` into the seed volume `name` at `offset`.
 private func change(_ running: RunningEmulator, volume name: String, at offset: UInt64, _ text: String) throws {
-    let handle = try #require(FileHandle(forWritingAtPath: running.volumeFile(volumeID: EmulatorSeed.volumeID(name))))
-    try handle.seek(toOffset: offset)
-    try handle.write(contentsOf: Data(text.utf8))
-    try handle.close()
+    try change(running, volumeID: EmulatorSeed.volumeID(name), at: offset, Data(text.utf8))
 }
 
 @Suite("Cloud backup levels and real block devices")

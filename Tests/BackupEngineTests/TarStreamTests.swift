@@ -121,10 +121,7 @@ struct TarStreamTests {
             #expect(try FileManager.default.contentsOfDirectory(atPath: "\(directory)/state/spool").isEmpty, "spool files left")
 
             let webRoot = EmulatorSeed.volumeID("root/../x")
-            let handle = try #require(FileHandle(forWritingAtPath: running.volumeFile(volumeID: webRoot)))
-            try handle.seek(toOffset: 3 << 20)
-            try handle.write(contentsOf: Data("changed after the Full".utf8))
-            try handle.close()
+            try change(running, volumeID: webRoot, at: 3 << 20, Data("changed after the Full".utf8))
 
             let incrementalTar = "\(directory)/incremental.tar"
             let incremental = try await runTarJob(request(directory, running, level: .incremental), cloud, tar: incrementalTar)
