@@ -212,6 +212,18 @@ private func restoreSession(
     _ running: RunningEmulator, directory: String, where target: String, files: [(name: String, sequence: Int, data: [UInt8])],
     extra: [String] = []
 ) async throws -> (RestoreOutcome, Int32) {
+    let parameters = ["proxy_server=\(EmulatorSeed.serverID("backup-proxy"))", "device_directory=\(running.deviceDirectory)"] + extra
+    return await withBackend(running, directory: directory) { writeEnd, readEnd in
+        await drivePluginRestore(
+            toBackend: writeEnd, fromBackend: readEnd, where: target, parameters: parameters, files: files, workingDirectory: directory)
+    }
+}
+
+/// Runs a backend on pipes against the emulator while `drive` plays the plugin on the other ends
+/// (its input's write end, its output's read end); returns what `drive` saw and the backend's status.
+private func withBackend<Outcome: Sendable>(
+    _ running: RunningEmulator, directory: String, drive: @escaping @Sendable (Int32, Int32) async -> Outcome
+) async -> (Outcome, Int32) {
     var toBackend: [Int32] = [0, 0]
     var fromBackend: [Int32] = [0, 0]
     #expect(pipe(&toBackend) == 0 && pipe(&fromBackend) == 0)
@@ -221,11 +233,7 @@ private func restoreSession(
         input: toBackend[0], output: fromBackend[1], environment: cloudEnvironment(running, home: directory), logger: quiet)
     let (readEnd, writeEnd) = (fromBackend[0], toBackend[1])
     async let status = backend.run()
-    let parameters = ["proxy_server=\(EmulatorSeed.serverID("backup-proxy"))", "device_directory=\(running.deviceDirectory)"] + extra
-    let driver = Task {
-        await drivePluginRestore(
-            toBackend: writeEnd, fromBackend: readEnd, where: target, parameters: parameters, files: files, workingDirectory: directory)
-    }
+    let driver = Task { await drive(writeEnd, readEnd) }
     let exit = await status
     close(fromBackend[1])
     let outcome = await driver.value
@@ -248,29 +256,14 @@ private func session(
     _ running: RunningEmulator, directory: String, level: String, accurate: Bool = true, catalogHas: Bool = true, jobEnd: String = "OK",
     extra: [String] = []
 ) async throws -> (Received, Int32) {
-    var toBackend: [Int32] = [0, 0]
-    var fromBackend: [Int32] = [0, 0]
-    #expect(pipe(&toBackend) == 0 && pipe(&fromBackend) == 0)
-    let environment = cloudEnvironment(running, home: directory)
-    var quiet = Logger(label: "osbackup.bacula.test")
-    quiet.logLevel = .warning
-    let backend = BaculaBackend(input: toBackend[0], output: fromBackend[1], environment: environment, logger: quiet)
-    let (readEnd, writeEnd) = (fromBackend[0], toBackend[1])
-    async let status = backend.run()
     let parameters = [
         "proxy_server=\(EmulatorSeed.serverID("backup-proxy"))", "device_directory=\(running.deviceDirectory)", "unattached_volumes=yes",
     ] + extra
-    let driver = Task {
+    return await withBackend(running, directory: directory) { writeEnd, readEnd in
         await drivePlugin(
             toBackend: writeEnd, fromBackend: readEnd, level: level, accurate: accurate, parameters: parameters, catalogHas: catalogHas,
             jobEnd: jobEnd, workingDirectory: directory)
     }
-    let exit = await status
-    close(fromBackend[1])
-    let received = await driver.value
-    close(toBackend[0])
-    close(fromBackend[0])
-    return (received, exit)
 }
 
 /// Stores what the plugin received as a job of `repository` (as Bacula would restore it) and returns it.
