@@ -69,9 +69,20 @@ public struct BaculaBackend: Sendable {
             return (String(line[..<equals]), String(line[line.index(after: equals)...]))
         }
         var parameters = try PluginParameters(words)
-        let command = try expectCommand()
+        var command = try expectCommand()
+        var restoreOptions: [(key: String, value: String)] = []
+        if command == "RestoreOptions" {
+            // What the operator filled in bconsole's Plugin Options: it wins over the line and config=.
+            restoreOptions = try RestoreOptionsForm.parse(try dataUntilEnd(limit: RestoreOptionsForm.maximumFilledSize, what: "RestoreOptions"))
+            command = try expectCommand()
+            guard command == "RestoreStart" else { throw BackendProtocolError("RestoreOptions before '\(command.prefix(40))', not RestoreStart", offset: 0) }
+        }
         if let file = parameters.value("config") {
             parameters = try parameters.merging(optionsFile: file, command: command == "RestoreStart" ? "restore" : "backup")
+        }
+        if !restoreOptions.isEmpty {
+            logger.info("restore options from bconsole", metadata: ["osb-options": "\(restoreOptions.map { "\($0.key)=\($0.value)" }.joined(separator: " "))"])
+            parameters = try parameters.overriding(with: restoreOptions)
         }
         try applyPriority(parameters)
         return (job, parameters, command)
@@ -94,6 +105,22 @@ public struct BaculaBackend: Sendable {
         guard let packet = try reader.next() else { throw BackendProtocolError("the plugin closed the stream", offset: 0) }
         guard packet.status == .command else { throw BackendProtocolError("expected a command, got a \(packet.status) packet", offset: 0) }
         return packet.text
+    }
+
+    /// The payload of the D packets up to the next F, as UTF-8 text of at most `limit` bytes.
+    private func dataUntilEnd(limit: Int, what: String) throws -> String {
+        var bytes: [UInt8] = []
+        while true {
+            guard let packet = try reader.next() else { throw BackendProtocolError("the plugin closed the stream", offset: 0) }
+            if packet.status == .endOfData { break }
+            guard packet.status == .data else { throw BackendProtocolError("expected the data of \(what), got a \(packet.status) packet", offset: 0) }
+            guard bytes.count + packet.payload.count <= limit else { throw BackendProtocolError("\(what) is longer than \(limit) bytes", offset: 0) }
+            bytes += packet.payload
+        }
+        guard let text = String(validating: bytes, as: UTF8.self), !text.contains("\0") else {
+            throw BackendProtocolError("\(what) is not UTF-8 text", offset: 0)
+        }
+        return text
     }
 
     private func commandsUntilEnd() throws -> [String] {
@@ -124,6 +151,11 @@ public struct BaculaBackend: Sendable {
         try await withCloud(parameters) { configuration, cloud, transport in
             let proxyID = try await proxyServerID(parameters, configuration: configuration, transport: transport)
             try writer.send(BackendPacket(.command, text: "OK"))
+            if level == .full {
+                // The restore options form, stored by the catalog with the Full (bconsole's Plugin Options).
+                try writer.send(
+                    [BackendPacket(.command, text: "OBJECT:\(RestoreOptionsForm.objectName)"), BackendPacket(.data, Array(RestoreOptionsForm.formText.utf8)), BackendPacket(.endOfData)])
+            }
             let replies = PluginReplies(reader: reader)
             let jobID = BackupID.generate()
             let sink = try BaculaStreamSink(

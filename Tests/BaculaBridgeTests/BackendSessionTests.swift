@@ -42,6 +42,8 @@ private let seedYAML = """
 private struct Received {
     /// Files by name: their kind (`full`/`delta`) and data.
     var files: [(name: String, kind: String, data: [UInt8])] = []
+    /// Restore objects (`OBJECT:<name>`), with how many files came before each.
+    var objects: [(name: String, text: String, filesBefore: Int)] = []
     var checks: [String] = []
     var seen: [String] = []
     var messages: [(BackendPacket.Status, String)] = []
@@ -54,14 +56,19 @@ private func send(_ writer: BackendPacketWriter, _ texts: [String], end: Bool = 
     try writer.send(texts.map { BackendPacket(.command, text: $0) } + (end ? [BackendPacket(.endOfData)] : []))
 }
 
-/// The plugin's opening of a session: handshake, the Job block, the Params block, the start command.
+/// The plugin's opening of a session: handshake, the Job block, the Params block, the filled Plugin
+/// Options (a restore's, when given), the start command.
 private func openSession(
-    _ writer: BackendPacketWriter, _ reader: BackendPacketReader, job: [String], parameters: [String], command: String
+    _ writer: BackendPacketWriter, _ reader: BackendPacketReader, job: [String], parameters: [String], restoreOptions: String? = nil,
+    command: String
 ) throws {
     try send(writer, ["Hello openstack-fd 1"])
     #expect(try reader.next()?.text == "Hello osbackup 1")
     try send(writer, ["Job"] + job, end: true)
     try send(writer, ["Params"] + parameters, end: true)
+    if let restoreOptions {
+        try writer.send([BackendPacket(.command, text: "RestoreOptions"), BackendPacket(.data, Array(restoreOptions.utf8)), BackendPacket(.endOfData)])
+    }
     try send(writer, [command])
 }
 
@@ -102,6 +109,10 @@ private func drivePlugin(
                         while let part = try reader.next(), part.status == .data { data += part.payload }
                         #expect(UInt64(fields[0]) == UInt64(data.count), "the size stated is the size sent")
                         received.files.append((String(text.dropFirst("FNAME:".count)), String(fields[2]), data))
+                    case .command where text.hasPrefix("OBJECT:"):
+                        var data: [UInt8] = []
+                        while let part = try reader.next(), part.status == .data { data += part.payload }
+                        received.objects.append((String(text.dropFirst("OBJECT:".count)), String(decoding: data, as: UTF8.self), received.files.count))
                     case .command where text.hasPrefix("CHECK:"):
                         received.checks.append(String(text.dropFirst("CHECK:".count)))
                         try send([catalogHas ? "CHECK:found 0" : "CHECK:none"])
@@ -137,8 +148,8 @@ private struct RestoreOutcome {
 /// The plugin's side of a restore: the opening, then each file (`FNAME`, `STAT:<size> <delta_seq>`, data)
 /// as Bacula sends a chain, oldest part first, then `END`.
 private func drivePluginRestore(
-    toBackend: Int32, fromBackend: Int32, where target: String, parameters: [String], files: [(name: String, sequence: Int, data: [UInt8])],
-    workingDirectory: String
+    toBackend: Int32, fromBackend: Int32, where target: String, parameters: [String], restoreOptions: String?,
+    files: [(name: String, sequence: Int, data: [UInt8])], workingDirectory: String
 ) async -> RestoreOutcome {
     await withCheckedContinuation { continuation in
         let thread = Thread {
@@ -162,7 +173,7 @@ private func drivePluginRestore(
                     job: [
                         "JobId=9", "JobName=restore", "Level=F", "Since=0", "Accurate=1", "Where=\(target)", "RegexWhere=", "Replace=a",
                         "WorkingDir=\(workingDirectory)",
-                    ], parameters: parameters, command: "RestoreStart")
+                    ], parameters: parameters, restoreOptions: restoreOptions, command: "RestoreStart")
                 guard let started = try reply(), started.status == .command, started.text == "OK" else {
                     outcome.abort = "no OK to RestoreStart"
                     throw BackendProtocolError("refused", offset: 0)
@@ -210,12 +221,13 @@ private func cloudEnvironment(_ running: RunningEmulator, home: String) -> [Stri
 /// Runs one restore session; returns what the backend answered and its status.
 private func restoreSession(
     _ running: RunningEmulator, directory: String, where target: String, files: [(name: String, sequence: Int, data: [UInt8])],
-    extra: [String] = []
+    extra: [String] = [], restoreOptions: String? = nil
 ) async throws -> (RestoreOutcome, Int32) {
     let parameters = ["proxy_server=\(EmulatorSeed.serverID("backup-proxy"))", "device_directory=\(running.deviceDirectory)"] + extra
     return await withBackend(running, directory: directory) { writeEnd, readEnd in
         await drivePluginRestore(
-            toBackend: writeEnd, fromBackend: readEnd, where: target, parameters: parameters, files: files, workingDirectory: directory)
+            toBackend: writeEnd, fromBackend: readEnd, where: target, parameters: parameters, restoreOptions: restoreOptions, files: files,
+            workingDirectory: directory)
     }
 }
 
@@ -299,6 +311,8 @@ struct BackendSessionTests {
             #expect(fullStatus == 0, "\(full.abort ?? "")")
             #expect(full.sawBye)
             #expect(full.checks.isEmpty, "a Full asks the catalog nothing")
+            #expect(full.objects.map(\.name) == ["RestoreOptions"] && full.objects.first?.filesBefore == 0, "the Plugin Options form comes first")
+            #expect(full.objects.first?.text == RestoreOptionsForm.formText)
             let names = full.files.map(\.name)
             let app = EmulatorSeed.serverID("app-1")
             let root = EmulatorSeed.volumeID("app-1-root")
@@ -321,6 +335,7 @@ struct BackendSessionTests {
 
             let (incremental, status) = try await session(running, directory: directory, level: "I")
             #expect(status == 0, "\(incremental.abort ?? "")")
+            #expect(incremental.objects.isEmpty, "the form is stored with the Full only: bconsole offers it once per chain")
             #expect(Set(incremental.checks) == Set(incremental.files.filter { $0.name.hasSuffix(".bvmdk") }.map(\.name)))
             let volumeParts = incremental.files.filter { !$0.name.hasSuffix(".name") && !$0.name.hasSuffix(".conf") && !$0.name.contains("/flavor/") }
             #expect(!volumeParts.isEmpty && volumeParts.allSatisfy { $0.kind == "delta" })
@@ -371,7 +386,7 @@ struct BackendSessionTests {
         }
     }
 
-    @Test("restores as Bacula sends them: where=DIR gives byte-exact raw images and the .conf; where=/ with new_server boots the server")
+    @Test("restores as Bacula sends them: where=DIR gives byte-exact raw images and the .conf; where=/ with bconsole's new_server boots the server")
     func restores() async throws {
         try await withCloud { running, directory in
             let (full, _) = try await session(running, directory: directory, level: "F")
@@ -405,8 +420,19 @@ struct BackendSessionTests {
             #expect(!FileManager.default.fileExists(atPath: "\(directory)/broken/@openstack/nova/server/\(app)/app-1-root_\(root).raw"))
 
             let appStream = stream.filter { $0.name.contains("/server/\(app)") }
+            // The Plugin Options as the Director fills them in (ConfigFile::dump_results): they win over the line.
+            let filled = """
+                # Plugin configuration file
+                # Version 1
+                # Boot a new server (Where empty or /)
+                new_server=yes
+
+                # New server's name
+                name="app-1-restored"
+
+                """
             let (cloud, cloudStatus) = try await restoreSession(
-                running, directory: directory, where: "/", files: appStream, extra: ["new_server=yes", "name=app-1-restored"])
+                running, directory: directory, where: "/", files: appStream, extra: ["new_server=no", "name=from-the-line"], restoreOptions: filled)
             #expect(cloudStatus == 0, "\(cloud.abort ?? "")")
             #expect(cloud.messages.contains { $0.hasPrefix("new server ") })
             let inventory = try running.inventory()

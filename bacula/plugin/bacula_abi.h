@@ -35,7 +35,8 @@ enum {
     bEventJobStart = 1, bEventJobEnd = 2, bEventStartBackupJob = 3, bEventEndBackupJob = 4,
     bEventStartRestoreJob = 5, bEventEndRestoreJob = 6, bEventStartVerifyJob = 7, bEventEndVerifyJob = 8,
     bEventBackupCommand = 9, bEventRestoreCommand = 10, bEventEstimateCommand = 11, bEventLevel = 12,
-    bEventSince = 13, bEventCancelCommand = 14 /* sent from another FD thread */
+    bEventSince = 13, bEventCancelCommand = 14 /* sent from another FD thread */,
+    bEventRestoreObject = 18 /* before a restore's files, once per object, then once with NULL */
 };
 
 typedef enum {
@@ -52,7 +53,7 @@ typedef enum { pVarName = 1, pVarDescription = 2 } pVariable;
 enum { M_ABORT = 1, M_DEBUG = 2, M_FATAL = 3, M_ERROR = 4, M_WARNING = 5, M_INFO = 6 };
 
 /* File types (src/findlib/find.h) and createFile statuses (src/findlib/bfile.h). */
-enum { FT_REG = 3 };
+enum { FT_REG = 3, FT_PLUGIN_CONFIG = 27, FT_PLUGIN_CONFIG_FILLED = 28 };
 enum { CF_SKIP = 1, CF_ERROR = 2, CF_EXTRACT = 3, CF_CREATED = 4, CF_CORE = 5 };
 enum { IO_OPEN = 1, IO_READ = 2, IO_WRITE = 3, IO_CLOSE = 4, IO_SEEK = 5 };
 
@@ -123,6 +124,23 @@ struct io_pkt {
     int32_t pkt_end;
 };
 
+/* bEventRestoreObject's value (src/filed/fd_plugins.h): a restore object the Director sends before the
+ * files of a restore (FT_PLUGIN_CONFIG_FILLED: the Plugin Options the operator filled in bconsole). */
+struct restore_object_pkt {
+    int32_t pkt_size;
+    char *object_name;
+    char *object;
+    char *plugin_name; /* the Plugin string of the backup that stored the form */
+    int32_t object_type;
+    int32_t object_len;
+    int32_t object_full_len;
+    int32_t object_index;
+    int32_t object_compression;
+    int32_t stream;
+    uint32_t JobId;
+    int32_t pkt_end;
+};
+
 struct xacl_pkt;   /* not used: pointers only */
 struct stream_pkt;
 
@@ -185,6 +203,7 @@ _Static_assert(sizeof(struct stat) == 144 || sizeof(struct stat) == 128, "unexpe
 _Static_assert(sizeof(pInfo) == 56, "pInfo layout");
 _Static_assert(sizeof(pFuncs) == 8 + 15 * 8, "pFuncs layout");
 _Static_assert(sizeof(bFuncs) == 8 + 17 * 8, "bFuncs layout");
+_Static_assert(sizeof(struct restore_object_pkt) == 64, "restore_object_pkt layout");
 #endif
 
 #endif

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backend.h"
 #include "bacula_abi.h"
@@ -24,6 +25,16 @@
 #define DEFAULT_TIMEOUT_S 3600
 #define DEBUG_LEVEL 100
 #define MAX_SEEN 1000000 /* SEEN paths kept per job: bounded memory even with a runaway backend */
+#define OPTIONS_OBJECT "RestoreOptions" /* the restore object of the Plugin Options (Bacula's ini name) */
+#define MAX_OPTIONS_LEN 65536           /* a restore options form or a filled one, in bytes */
+#define MAX_OPTIONS 64                  /* filled forms kept per restore job (one per Plugin string) */
+
+/* The Plugin Options an operator filled in bconsole for the backups of one Plugin string. */
+struct osb_options {
+    char *plugin_name;
+    char *text;
+    size_t len;
+};
 
 /* Whether a backend's file name is one of the backup namespace: /@openstack/… or /@local/…, no ".."
  * component, no control character. */
@@ -64,7 +75,7 @@ struct osb_job {
     int errors;                         /* E packets received */
     char last_error[OSB_ERROR_MAX];     /* the backend's last E or A text */
     /* backup: the current file */
-    int have_header;
+    int have_header; /* 1: a file header, 2: an object, read ahead by endBackupFile */
     char *fname;
     int64_t size, mtime;
     int delta;
@@ -75,8 +86,12 @@ struct osb_job {
     char **seen;
     size_t nseen, capseen;
     int seen_sorted;
+    char *object;      /* backup: the restore options form the backend sent (an FT_PLUGIN_CONFIG object) */
+    size_t object_len;
     /* restore */
     int restore_data; /* 1 after the backend's OK: pluginIO writes go to it */
+    struct osb_options options[MAX_OPTIONS]; /* bEventRestoreObject: the filled forms, before the files */
+    size_t noptions;
 };
 
 /* ---- job log and debug log (JobMessage/DebugMessage are C-variadic: always "%s") ---- */
@@ -250,6 +265,54 @@ static int int_value(struct osb_job *job, bVariable var) {
     return v;
 }
 
+/* bEventRestoreObject: keeps a copy of the Plugin Options the operator filled in (the Director sends one
+ * per Plugin string whose Full stored our form, before the restore's first file). */
+static void keep_options(struct osb_job *job, const struct restore_object_pkt *rop) {
+    if (!rop || rop->object_type != FT_PLUGIN_CONFIG_FILLED || !rop->object_name ||
+        strcmp(rop->object_name, OPTIONS_OBJECT) != 0 || !rop->object)
+        return;
+    if (rop->object_len < 0 || rop->object_len > MAX_OPTIONS_LEN || job->noptions == MAX_OPTIONS) {
+        jmsg(job, M_ERROR, PLUGIN_NAME ": Plugin Options of %d bytes (or more than %d forms) ignored: at most %d bytes",
+             rop->object_len, MAX_OPTIONS, MAX_OPTIONS_LEN);
+        return;
+    }
+    if (rop->object_len > 0 && memchr(rop->object, '\0', (size_t)rop->object_len)) {
+        /* the 9.6.7 Director with a SQLite catalog reads back an object of 3n+1 bytes as empty */
+        fail(job, "the Director sent the Plugin Options empty (Bacula 9.6 with a SQLite catalog loses a "
+                  "restore object whose length is one more than a multiple of 3): nothing is restored; run the "
+                  "restore again with a space added at the end of one value (it is ignored), or give the "
+                  "options on the Plugin line");
+        return;
+    }
+    struct osb_options *o = &job->options[job->noptions];
+    o->plugin_name = strdup(rop->plugin_name ? rop->plugin_name : "");
+    o->text = malloc((size_t)rop->object_len + 1);
+    if (!o->plugin_name || !o->text) {
+        free(o->plugin_name);
+        free(o->text);
+        o->plugin_name = o->text = NULL;
+        jmsg(job, M_ERROR, PLUGIN_NAME ": out of memory keeping the Plugin Options");
+        return;
+    }
+    memcpy(o->text, rop->object, (size_t)rop->object_len);
+    o->text[rop->object_len] = '\0';
+    o->len = (size_t)rop->object_len;
+    job->noptions++;
+    dmsg(job, PLUGIN_NAME ": Plugin Options of %d bytes for \"%.80s\"", rop->object_len, o->plugin_name);
+}
+
+/* The filled Plugin Options for the restore of Plugin string `cmd`: the form stored by the backups of
+ * that string, else the only one the Director sent (one openstack line per FileSet), else none. */
+static const struct osb_options *options_for(struct osb_job *job, const char *cmd) {
+    for (size_t i = 0; i < job->noptions; i++)
+        if (strcmp(job->options[i].plugin_name, cmd) == 0) return &job->options[i];
+    if (job->noptions == 1) {
+        dmsg(job, PLUGIN_NAME ": Plugin Options stored for \"%.80s\" used for \"%.80s\"", job->options[0].plugin_name, cmd);
+        return &job->options[0];
+    }
+    return NULL;
+}
+
 static int start_session(struct osb_job *job, const char *cmd, enum mode mode) {
     char err[1024], path[4096];
     osb_params params;
@@ -321,8 +384,12 @@ static int start_session(struct osb_job *job, const char *cmd, enum mode mode) {
              send_text(job, "Params");
     for (size_t i = 0; rc == 0 && i < params.count; i++) rc = send_text(job, "%s", params.words[i]);
     osb_params_free(&params);
-    if (rc || send_packet(job, 'F', NULL, 0) ||
-        send_text(job, "%s", mode == MODE_BACKUP ? "BackupStart" : mode == MODE_ESTIMATE ? "EstimateStart" : "RestoreStart") ||
+    if (rc || send_packet(job, 'F', NULL, 0)) return -1;
+    const struct osb_options *options = mode == MODE_RESTORE ? options_for(job, cmd) : NULL;
+    if (options && (send_text(job, "RestoreOptions") || send_packet(job, 'D', options->text, options->len) ||
+                    send_packet(job, 'F', NULL, 0)))
+        return -1;
+    if (send_text(job, "%s", mode == MODE_BACKUP ? "BackupStart" : mode == MODE_ESTIMATE ? "EstimateStart" : "RestoreStart") ||
         recv_command(job, &p, "\"OK\"") < 0)
         return -1;
     if (strcmp(p.data, "OK") != 0) {
@@ -404,18 +471,63 @@ static int parse_i64(const char *s, const char **end, int64_t *out, int allow_ne
     return 0;
 }
 
-/* Reads up to the next file header. Returns 1 (header in job), 0 (END), -1 (job failed). */
+/* After OBJECT:<name>: the object's D packets up to F into job->object. Returns 0, or -1 (job failed). */
+static int read_object(struct osb_job *job, const char *name) {
+    osb_packet p;
+    char ex[128];
+    if (strcmp(name, OPTIONS_OBJECT) != 0) {
+        fail(job, "backend protocol error: unknown object \"%.60s\" (the plugin knows " OPTIONS_OBJECT ")", name);
+        return -1;
+    }
+    if (job->mode != MODE_BACKUP || job->level != 'F') {
+        fail(job, "backend protocol error: OBJECT:%s outside a Full backup", name);
+        return -1;
+    }
+    free(job->object);
+    job->object = NULL;
+    job->object_len = 0;
+    for (;;) {
+        if (recv_next(job, &p, 0) < 0) return -1;
+        if (p.status == 'F') break;
+        if (p.status != 'D' || job->object_len + p.len > MAX_OPTIONS_LEN) {
+            fail(job, "backend protocol error: got %s in the object %s (D packets, at most %d bytes, then F)",
+                 excerpt(&p, ex, sizeof ex), name, MAX_OPTIONS_LEN);
+            return -1;
+        }
+        char *grown = realloc(job->object, job->object_len + p.len + 1);
+        if (!grown) {
+            fail(job, "out of memory for the object %s", name);
+            return -1;
+        }
+        job->object = grown;
+        memcpy(job->object + job->object_len, p.data, p.len);
+        job->object_len += p.len;
+        job->object[job->object_len] = '\0';
+    }
+    if (!job->object) {
+        fail(job, "backend protocol error: the object %s is empty", name);
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads up to the next file header. Returns 1 (file header in job), 2 (an object in job->object),
+ * 0 (END), -1 (job failed). */
 static int read_header(struct osb_job *job) {
     osb_packet p;
     char ex[128];
     for (;;) {
-        if (recv_command(job, &p, "FNAME:, CHECK:, SEEN: or END") < 0) return -1;
+        if (recv_command(job, &p, "FNAME:, OBJECT:, CHECK:, SEEN: or END") < 0) return -1;
         if (strncmp(p.data, "CHECK:", 6) == 0) {
             if (answer_check(job, p.data + 6) < 0) return -1;
         } else if (strncmp(p.data, "SEEN:", 5) == 0) {
             if (remember_seen(job, p.data + 5) < 0) return -1;
         } else if (strcmp(p.data, "END") == 0) {
             return 0;
+        } else if (strncmp(p.data, "OBJECT:", 7) == 0) {
+            char name[64];
+            snprintf(name, sizeof name, "%s", p.data + 7);
+            return read_object(job, name) < 0 ? -1 : 2;
         } else if (strncmp(p.data, "FNAME:", 6) == 0) {
             if (!fname_in_namespace(p.data + 6)) {
                 fail(job, "backend protocol error: FNAME \"%.80s\" is not a path below /@openstack/ or /@local/ "
@@ -446,7 +558,7 @@ static int read_header(struct osb_job *job) {
             }
             return 1;
         } else {
-            fail(job, "backend protocol error: got %s where FNAME:, CHECK:, SEEN: or END was expected",
+            fail(job, "backend protocol error: got %s where FNAME:, OBJECT:, CHECK:, SEEN: or END was expected",
                  excerpt(&p, ex, sizeof ex));
             return -1;
         }
@@ -486,7 +598,8 @@ static bRC newPlugin(bpContext *ctx) {
     job->proc.to_fd = job->proc.from_fd = job->proc.err_fd = -1;
     ctx->pContext = job;
     bfuncs->registerBaculaEvents(ctx, bEventJobEnd, bEventEndBackupJob, bEventEndRestoreJob, bEventBackupCommand,
-                                 bEventRestoreCommand, bEventEstimateCommand, bEventCancelCommand, 0);
+                                 bEventRestoreCommand, bEventEstimateCommand, bEventCancelCommand,
+                                 bEventRestoreObject, 0);
     return bRC_OK;
 }
 
@@ -501,6 +614,14 @@ static void reset_job(struct osb_job *job) {
     free(job->seen);
     job->seen = NULL;
     job->nseen = job->capseen = 0;
+    free(job->object);
+    job->object = NULL;
+    job->object_len = 0;
+    for (size_t i = 0; i < job->noptions; i++) {
+        free(job->options[i].plugin_name);
+        free(job->options[i].text);
+    }
+    job->noptions = 0;
 }
 
 static bRC freePlugin(bpContext *ctx) {
@@ -542,6 +663,9 @@ static bRC handlePluginEvent(bpContext *ctx, bEvent *event, void *value) {
         }
         return start_session(job, value, event->eventType == bEventBackupCommand ? MODE_BACKUP : MODE_ESTIMATE) < 0
                    ? bRC_Error : bRC_OK;
+    case bEventRestoreObject:
+        keep_options(job, value); /* NULL: the end of the objects */
+        return bRC_OK;
     case bEventRestoreCommand:
         /* sent before every restored file: the first one starts the session */
         if (job->phase == PH_NONE) start_session(job, value, MODE_RESTORE);
@@ -588,16 +712,31 @@ static bRC handlePluginEvent(bpContext *ctx, bEvent *event, void *value) {
 static bRC startBackupFile(bpContext *ctx, struct save_pkt *sp) {
     struct osb_job *job = ctx->pContext;
     if (!job || job->phase != PH_FILES) return bRC_Error;
-    if (!job->have_header) {
-        int r = read_header(job);
-        if (r < 0) return bRC_Error;
-        if (r == 0) { /* END before any file: nothing to save from this line */
+    int kind = job->have_header;
+    if (!kind) {
+        kind = read_header(job);
+        if (kind < 0) return bRC_Error;
+        if (kind == 0) { /* END before any file: nothing to save from this line */
             on_end(job);
             if (job->mode == MODE_ESTIMATE) send_job_end(job, job->errors == 0);
             return bRC_Stop;
         }
     }
     job->have_header = 0;
+    if (kind == 2) { /* the restore options form: a restore object, no data */
+        sp->fname = (char *)OPTIONS_OBJECT;
+        sp->type = FT_PLUGIN_CONFIG;
+        sp->object_name = (char *)OPTIONS_OBJECT;
+        sp->object = job->object;
+        sp->object_len = (int32_t)job->object_len;
+        sp->statp.st_mode = S_IFREG | 0640;
+        sp->statp.st_nlink = 1;
+        sp->statp.st_mtime = sp->statp.st_atime = sp->statp.st_ctime = time(NULL);
+        sp->no_read = true;
+        job->data_done = 1;
+        dmsg(job, PLUGIN_NAME ": restore options form, %zu bytes", job->object_len);
+        return bRC_OK;
+    }
     if (job->delta && job->level == 'F') {
         fail(job, "backend protocol error: %s is kind=delta in a Full backup", job->fname);
         return bRC_Error;
@@ -640,8 +779,8 @@ static bRC endBackupFile(bpContext *ctx) {
     }
     int r = read_header(job);
     if (r < 0) return bRC_Error;
-    if (r == 1) {
-        job->have_header = 1;
+    if (r > 0) {
+        job->have_header = r;
         return bRC_More; /* the FD calls startBackupFile again: many files from one Plugin line */
     }
     on_end(job);

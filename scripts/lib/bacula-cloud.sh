@@ -52,13 +52,20 @@ files_of() {
 # restore_server SERVER_UUID WHERE [BEFORE] [FILESET] -> OUT: the server's files as they were at the newest
 # backup (ended no later than BEFORE, "YYYY-MM-DD HH:MM:SS", when given); fails unless "Restore OK".
 # (9.6 ignores a jobid= list for an Accurate restore and takes the newest chain; before= is honoured.)
+# With PLUGIN_OPTIONS set ("NUMBER VALUE" lines: an option's number in bconsole's Plugin Options menu and
+# its value), the run is confirmed through `mod` -> Plugin Options -> `mod` for each option -> `yes`.
+# With RESTORE_MAY_FAIL set, a restore that does not end OK is left to the caller to judge.
 restore_server() {
-  local when=""
+  local when="" answers=""
   [ -n "${3:-}" ] && when="before=\"$3\""
-  OUT=$(printf 'restore client=lab-fd fileset=%s where=%s %s select current\ncd /@openstack/nova/server/%s/\nmark *\ndone\nyes\nwait\nmessages\n' \
-    "${4:-openstack-set}" "$2" "$when" "$1" | bc)
-  printf '%s\n' "$OUT" | grep -E "restored volume|new server|Termination:" | sed 's/^/    /' || true
-  printf '%s\n' "$OUT" | grep -q "Restore OK" || { printf '%s\n' "$OUT" >&2; exit 1; }
+  if [ -n "${PLUGIN_OPTIONS:-}" ]; then
+    answers=$(printf 'mod\n13\n'; while read -r number value; do printf 'mod\n%s\n%s\n' "$number" "$value"; done <<<"$PLUGIN_OPTIONS"; printf 'yes\n')
+    answers+=$'\n'
+  fi
+  OUT=$(printf 'restore client=lab-fd fileset=%s where=%s %s select current\ncd /@openstack/nova/server/%s/\nmark *\ndone\n%syes\nwait\nmessages\n' \
+    "${4:-openstack-set}" "$2" "$when" "$1" "$answers" | bc)
+  printf '%s\n' "$OUT" | grep -E "restored volume|: new server|Termination:" | sed 's/^/    /' || true
+  [ -n "${RESTORE_MAY_FAIL:-}" ] || printf '%s\n' "$OUT" | grep -q "Restore OK" || { printf '%s\n' "$OUT" >&2; exit 1; }
 }
 end_time() { sqlite3 "$db" "select EndTime from Job where JobId=$1"; }
 # Fails unless the cloud holds no snapshot, no osbackup-tagged volume and nothing of osbackup on the proxy.
