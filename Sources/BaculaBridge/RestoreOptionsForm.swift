@@ -42,11 +42,11 @@ public enum RestoreOptionsForm {
         Item(key: "force", isBoolean: true, prompt: "Confirm in_place", defaultValue: "no"),
     ]
 
-    /// The form stored with every Full backup. Two faults of the 9.6.7 Director with a SQLite catalog
-    /// (found with the real daemons) shape it: it reads back an object whose length is one more than a
+    /// The form stored with every Full backup. A fault of the 9.6.7 Director with a SQLite catalog (found
+    /// with the real daemons) shapes it: it reads back an object whose stored length is one more than a
     /// multiple of 3 as empty (its base64 decoder wants one byte too many), so the form is padded with a
-    /// blank line to avoid that length; and it fails to inflate objects the FD compressed, which the FD
-    /// does above 1000 bytes, so the form stays shorter.
+    /// blank line to avoid that length; and it stays under 1000 bytes, above which the FD stores it
+    /// compressed, at a length nobody can steer (bconsole then says "Decompression failed").
     public static var formText: String {
         var text = "# Plugin configuration file\n# Version 1\n"
         for item in items {

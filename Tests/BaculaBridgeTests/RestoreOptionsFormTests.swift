@@ -14,7 +14,7 @@ struct RestoreOptionsFormTests {
         #expect(keys == RestoreOptionsForm.items.map(\.key))
         #expect(keys.allSatisfy { PluginParameters.known.contains($0) }, "every option is a key the backend knows")
         #expect(RestoreOptionsForm.items.count <= 32, "the Director reads at most 32 items")
-        #expect(text.utf8.count < 1000, "larger objects are compressed, and the 9.6.7 Director fails to inflate them: \(text.utf8.count) bytes")
+        #expect(text.utf8.count < 1000, "larger objects are stored compressed, at a length that may hit the fault below: \(text.utf8.count) bytes")
         #expect(text.utf8.count % 3 != 1, "the 9.6.7 Director reads such a length back from SQLite as empty")
     }
 
