@@ -20,10 +20,12 @@ release: deps
 # Unit, property, contract, CLI and loop-device tests, and the client against a real Keystone that
 # scripts/with-keystone starts for the run (root installs python3-keystone the first time; loop devices
 # need root too: those tests are skipped, and say so, otherwise); then the Bacula plugin's integration
-# test with Debian's real Bacula daemons (scripts/test-bacula; root, skipped otherwise).
+# test with Debian's real Bacula daemons (scripts/test-bacula; root, skipped otherwise), and the plugin's
+# own protocol test with a fixture backend (test-plugin; root, skipped otherwise).
 test: deps plugin
 	scripts/with-keystone $(SWIFT) test
 	scripts/test-bacula $(BIN_DEBUG)
+	@if [ "$$(id -u)" -eq 0 ]; then bacula/test/plugin-protocol-test.sh; else echo "test-plugin skipped: it needs root"; fi
 
 # The main job on a generated disk image: Full, change, Incremental, Differential, restore, verify;
 # then the emulator's demo cloud (samples/emulator/demo.yaml): doctor, openstacksdk attaches a volume to
@@ -62,7 +64,7 @@ install: plugin
 	@echo "installed $(PLUGIN_SO) as /usr/lib/bacula/openstack-fd.so (restart bacula-fd to load it)"
 
 # The plugin against a real Bacula 9.6 lab and a fake protocol backend (root; installs Debian's Bacula
-# packages the first time). Not part of `make test`.
+# packages the first time). Also the last part of `make test`.
 test-plugin: plugin
 	bacula/test/plugin-protocol-test.sh
 
