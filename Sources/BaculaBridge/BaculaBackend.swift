@@ -148,6 +148,7 @@ public struct BaculaBackend: Sendable {
         let parallel = try parameters.integer("parallel", default: 4)
         let limiter = try parameters.value("bwlimit").map { ReadRateLimiter(bytesPerSecond: try ReadRateLimiter.parse($0)) }
         let state = parameters.value("state") ?? "\(job.workingDirectory)/osbackup"
+        let abortOnError = try parameters.flag("abort_on_error")
         try await withCloud(parameters) { configuration, cloud, transport in
             let proxyID = try await proxyServerID(parameters, configuration: configuration, transport: transport)
             try writer.send(BackendPacket(.command, text: "OK"))
@@ -159,7 +160,7 @@ public struct BaculaBackend: Sendable {
             let replies = PluginReplies(reader: reader)
             let jobID = BackupID.generate()
             let sink = try BaculaStreamSink(
-                writer: writer, replies: replies, spoolDirectory: "\(state)/spool", jobID: jobID, logger: logger)
+                writer: writer, replies: replies, spoolDirectory: "\(state)/spool", jobID: jobID, abortOnError: abortOnError, logger: logger)
             let report = try await withKeepAlive {
                 try await CloudBackupJob.run(
                     request(

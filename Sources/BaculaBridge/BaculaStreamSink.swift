@@ -24,11 +24,16 @@ public final class BaculaStreamSink: BackupSink {
     private let spool: BackupRepository
     private let pending: BackupRepository.PendingJob
     private let logger: Logger
+    /// Whether a volume that fails fails the job (`abort_on_error=yes`) instead of leaving it "OK -- with warnings".
+    let abortOnError: Bool
     /// Bytes per data packet.
     static let chunkSize = 64 << 10
 
-    init(writer: BackendPacketWriter, replies: PluginReplies, spoolDirectory: String, jobID: BackupID, logger: Logger) throws(BlockDeltaError) {
+    init(
+        writer: BackendPacketWriter, replies: PluginReplies, spoolDirectory: String, jobID: BackupID, abortOnError: Bool = false, logger: Logger
+    ) throws(BlockDeltaError) {
         self.writer = writer
+        self.abortOnError = abortOnError
         self.replies = replies
         self.logger = logger
         spool = try BackupRepository(directory: spoolDirectory, create: true)
@@ -111,7 +116,12 @@ public final class BaculaStreamSink: BackupSink {
     /// A volume that was not saved: its files are named to the plugin, so that the Accurate backup keeps
     /// their earlier versions instead of marking them deleted.
     public func volumeNotSaved(_ paths: VolumeNamespacePaths) {
-        try? writer.send(paths.all.map { BackendPacket(.command, text: "SEEN:/\($0)") })
+        var packets = paths.all.map { BackendPacket(.command, text: "SEEN:/\($0)") }
+        if abortOnError {
+            // Before END, so that the plugin fails the job and Bacula answers JobEnd:FAILED (no map installed).
+            packets.append(BackendPacket(.error, text: "/\(paths.data) was not saved, and abort_on_error=yes fails the job (the reason follows)"))
+        }
+        try? writer.send(packets)
     }
 
     /// Sends `END` and waits for Bacula's verdict; throws when the job failed (the maps are then discarded).

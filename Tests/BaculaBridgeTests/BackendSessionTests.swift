@@ -47,6 +47,8 @@ private struct Received {
     var checks: [String] = []
     var seen: [String] = []
     var messages: [(BackendPacket.Status, String)] = []
+    /// How many messages had come when `END` came.
+    var messagesBeforeEnd: Int?
     var abort: String?
     var sawBye = false
 }
@@ -119,6 +121,7 @@ private func drivePlugin(
                     case .command where text.hasPrefix("SEEN:"):
                         received.seen.append(String(text.dropFirst("SEEN:".count)))
                     case .command where text == "END":
+                        received.messagesBeforeEnd = received.messages.count
                         try send(["JobEnd:\(jobEnd)"])
                     case .command where text == "BYE":
                         received.sawBye = true
@@ -293,11 +296,12 @@ private func store(_ received: Received, in repository: BackupRepository) throws
 
 @Suite("The Bacula backend against the emulator (the plugin's side played by the test)")
 struct BackendSessionTests {
-    private func withCloud(_ body: (RunningEmulator, String) async throws -> Void) async throws {
+    private func withCloud(faults: FaultPlan = FaultPlan(), _ body: (RunningEmulator, String) async throws -> Void) async throws {
         try await withTemporaryDirectory { directory in
             var quiet = Logger(label: "osbackup.emulator.test")
             quiet.logLevel = .warning
-            let configuration = EmulatorConfiguration(stateDirectory: "\(directory)/cloud", transitionDelay: 0.02, sizeUnit: .mebibyte)
+            let configuration = EmulatorConfiguration(
+                stateDirectory: "\(directory)/cloud", transitionDelay: 0.02, sizeUnit: .mebibyte, faults: faults)
             try await withRunningEmulator(configuration: configuration, seed: try EmulatorSeed.parse(yaml: seedYAML), logger: quiet) { running in
                 try await body(running, directory)
             }
@@ -369,6 +373,24 @@ struct BackendSessionTests {
             let (third, _) = try await session(running, directory: directory, level: "I", catalogHas: false)
             #expect(!third.checks.isEmpty)
             #expect(third.files.allSatisfy { $0.kind == "full" }, "without a catalog version a delta would be dropped at restore")
+        }
+    }
+
+    @Test("a volume that fails: its files SEEN and a warning (the job stays OK); with abort_on_error=yes an error before END")
+    func failedVolumes() async throws {
+        // The proxy never sees the attached devices: every volume fails after device_timeout.
+        try await withCloud(faults: FaultPlan(deviceDelayMilliseconds: 600_000)) { running, directory in
+            let (lenient, lenientStatus) = try await session(running, directory: directory, level: "F", extra: ["device_timeout=1"])
+            #expect(lenientStatus == 0 && lenient.sawBye, "\(lenient.abort ?? "")")
+            #expect(lenient.seen.contains { $0.hasSuffix(".bvmdk") }, "a failed volume's files are SEEN: \(lenient.seen)")
+            #expect(lenient.messages.contains { $0.0 == .warning && $0.1.contains("not saved") })
+            #expect(!lenient.messages.contains { $0.0 == .error })
+
+            let (strict, _) = try await session(
+                running, directory: directory, level: "F", jobEnd: "FAILED", extra: ["device_timeout=1", "abort_on_error=yes"])
+            let errors = strict.messages.prefix(strict.messagesBeforeEnd ?? 0).filter { $0.0 == .error }.map(\.1)
+            #expect(!errors.isEmpty && errors.allSatisfy { $0.contains("abort_on_error=yes fails the job") }, "\(errors)")
+            #expect(try running.inventory().snapshots.isEmpty, "no temporary resource left")
         }
     }
 

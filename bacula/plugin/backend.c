@@ -141,10 +141,32 @@ static void discard_available(int fd) {
     }
 }
 
+void osb_group_set(osb_group_slot *slot, pid_t pgid) {
+    __atomic_store_n(&slot->pgid, (int)pgid, __ATOMIC_SEQ_CST);
+}
+
+void osb_group_signal(osb_group_slot *slot, int sig) {
+    /* counted before the load: once the reaper has cleared pgid and seen no signal in flight, every
+     * later call loads 0 */
+    __atomic_add_fetch(&slot->signalling, 1, __ATOMIC_SEQ_CST);
+    int pg = __atomic_load_n(&slot->pgid, __ATOMIC_SEQ_CST);
+    if (pg > 0) kill(-pg, sig);
+    __atomic_sub_fetch(&slot->signalling, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Clears the slot and waits until no signal to the group is in flight (a few microseconds at most). */
+static void group_clear(osb_group_slot *slot) {
+    __atomic_store_n(&slot->pgid, 0, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&slot->signalling, __ATOMIC_SEQ_CST) > 0) {
+        struct timespec ts = {0, 100 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* Waits up to ms for the exit. The exit is first observed without reaping (WNOWAIT), the cancel slot
  * is cleared, and only then is the zombie reaped: until the reap the pid cannot be reused, so a cancel
  * racing with us can only signal our own (exited) group. */
-static int reap_within(osb_process *p, int ms, int *status, volatile int *pgid_slot) {
+static int reap_within(osb_process *p, int ms, int *status, osb_group_slot *slot) {
     pid_t pid = p->pid;
     for (int waited = 0;; waited += 20) {
         /* keep its pipes flowing meanwhile: a backend blocked on a full stderr or stdout pipe could not
@@ -156,7 +178,7 @@ static int reap_within(osb_process *p, int ms, int *status, volatile int *pgid_s
         int r = waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT);
         if (r < 0 && errno == ECHILD) return 1;
         if (r == 0 && info.si_pid == pid) {
-            __atomic_store_n(pgid_slot, 0, __ATOMIC_SEQ_CST);
+            group_clear(slot);
             while (waitpid(pid, status, 0) < 0 && errno == EINTR) {}
             return 1;
         }
@@ -175,24 +197,24 @@ static void describe(int status, char *how, size_t howlen) {
         snprintf(how, howlen, "ended (status 0x%x)", status);
 }
 
-void osb_stop(osb_process *p, volatile int *pgid_slot, int wait_ms, int grace_ms, char *how, size_t howlen) {
+void osb_stop(osb_process *p, osb_group_slot *slot, int wait_ms, int grace_ms, char *how, size_t howlen) {
     if (p->to_fd >= 0) { close(p->to_fd); p->to_fd = -1; } /* EOF on stdin: a polite "stop now" */
     if (p->pid <= 0) { snprintf(how, howlen, "was not running"); return; }
     int status = 0;
-    int done = reap_within(p, wait_ms, &status, pgid_slot);
+    int done = reap_within(p, wait_ms, &status, slot);
     const char *forced = "";
     if (!done) {
         kill(-p->pid, SIGTERM);
-        done = reap_within(p, grace_ms, &status, pgid_slot);
+        done = reap_within(p, grace_ms, &status, slot);
         forced = " after SIGTERM";
     }
     if (!done) {
         kill(-p->pid, SIGKILL);
-        reap_within(p, 60000, &status, pgid_slot); /* SIGKILL cannot be ignored */
+        reap_within(p, 60000, &status, slot); /* SIGKILL cannot be ignored */
         forced = " after SIGKILL";
     }
     /* the leader is reaped; its children (if any) got the group signals above */
-    __atomic_store_n(pgid_slot, 0, __ATOMIC_SEQ_CST);
+    group_clear(slot);
     char what[160];
     describe(status, what, sizeof what);
     snprintf(how, howlen, "%s%s", what, forced);

@@ -24,7 +24,9 @@
 #define PLUGIN_NAME "openstack"
 #define DEFAULT_TIMEOUT_S 3600
 #define DEBUG_LEVEL 100
-#define MAX_SEEN 1000000 /* SEEN paths kept per job: bounded memory even with a runaway backend */
+#define MAX_SEEN 1000000               /* SEEN paths kept per job: bounded memory even with a runaway backend */
+#define MAX_SEEN_BYTES (256 << 20)     /* ... and their bytes */
+#define MAX_PARAM_WORD 8000            /* a Plugin line word (key=value) as one C packet of the opening */
 #define OPTIONS_OBJECT "RestoreOptions" /* the restore object of the Plugin Options (Bacula's ini name) */
 #define MAX_OPTIONS_LEN 65536           /* a restore options form or a filled one, in bytes */
 #define MAX_OPTIONS 64                  /* filled forms kept per restore job (one per Plugin string) */
@@ -66,7 +68,7 @@ struct osb_job {
     bpContext *ctx;
     enum mode mode;
     enum phase phase;
-    int pgid;      /* read by the cancel thread: atomics only */
+    osb_group_slot group; /* the backend's process group, signalled by the cancel thread */
     int cancelled; /* set by the cancel thread */
     osb_process proc;
     osb_conn conn;
@@ -84,7 +86,7 @@ struct osb_job {
     size_t dpos, dlen; /* unread part of the current D packet (in conn.payload) */
     char *check_fname; /* checkChanges keeps a pointer to it in the FD's FF_PKT: lives until freePlugin */
     char **seen;
-    size_t nseen, capseen;
+    size_t nseen, capseen, seen_bytes;
     int seen_sorted;
     char *object;      /* backup: the restore options form the backend sent (an FT_PLUGIN_CONFIG object) */
     size_t object_len;
@@ -129,11 +131,10 @@ static void close_session(struct osb_job *job, int polite, char *how, size_t how
     snprintf(how, howlen, "was not running");
     if (job->proc.pid <= 0) return;
     if (!polite) {
-        int pg = __atomic_load_n(&job->pgid, __ATOMIC_SEQ_CST);
-        if (pg > 0) kill(-pg, SIGTERM);
+        osb_group_signal(&job->group, SIGTERM);
     }
     if (job->conn_ready) osb_drain_stderr(&job->conn, polite ? 2000 : 200);
-    osb_stop(&job->proc, &job->pgid, polite ? 30000 : 0, 120000, how, howlen);
+    osb_stop(&job->proc, &job->group, polite ? 30000 : 0, 120000, how, howlen);
     if (job->conn_ready) {
         osb_conn_free(&job->conn);
         job->conn_ready = 0;
@@ -337,6 +338,12 @@ static int start_session(struct osb_job *job, const char *cmd, enum mode mode) {
     for (size_t i = 0; i < params.count; i++) { /* keys only: values may be secrets */
         const char *eq = strchr(params.words[i], '=');
         dmsg(job, PLUGIN_NAME ": parameter %.*s", (int)(eq - params.words[i]), params.words[i]);
+        if (strlen(params.words[i]) > MAX_PARAM_WORD) {
+            fail(job, "the value of %.*s= on the Plugin line is longer than %d bytes: put it in a config= file",
+                 (int)(eq - params.words[i]) > 64 ? 64 : (int)(eq - params.words[i]), params.words[i], MAX_PARAM_WORD);
+            osb_params_free(&params);
+            return -1;
+        }
     }
     if (osb_find_backend(osb_params_get(&params, "backend"), str_value(job, bVarExePath), path, sizeof path, err,
                          sizeof err) < 0 ||
@@ -345,7 +352,7 @@ static int start_session(struct osb_job *job, const char *cmd, enum mode mode) {
         fail(job, "%s", err);
         return -1;
     }
-    __atomic_store_n(&job->pgid, (int)job->proc.pid, __ATOMIC_SEQ_CST);
+    osb_group_set(&job->group, job->proc.pid);
     if (__atomic_load_n(&job->cancelled, __ATOMIC_SEQ_CST)) kill(-job->proc.pid, SIGTERM); /* raced a cancel */
     dmsg(job, PLUGIN_NAME ": started %s bacula-backend, pid %d", path, (int)job->proc.pid);
     if (osb_conn_init(&job->conn, job->proc.to_fd, job->proc.from_fd, job->proc.err_fd, timeout,
@@ -407,8 +414,8 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 static int remember_seen(struct osb_job *job, const char *path) {
-    if (job->nseen == MAX_SEEN) {
-        fail(job, "the backend sent more than %d SEEN paths", MAX_SEEN);
+    if (job->nseen == MAX_SEEN || job->seen_bytes + strlen(path) + 1 > MAX_SEEN_BYTES) {
+        fail(job, "the backend sent more than %d SEEN paths or %d MiB of them", MAX_SEEN, MAX_SEEN_BYTES >> 20);
         return -1;
     }
     if (job->nseen == job->capseen) {
@@ -427,6 +434,7 @@ static int remember_seen(struct osb_job *job, const char *path) {
         return -1;
     }
     job->seen[job->nseen++] = copy;
+    job->seen_bytes += strlen(copy) + 1;
     job->seen_sorted = 0;
     /* Marks it seen in the accurate list now (9.6 supports bVarFileSeen); checkFile is the fallback. */
     bfuncs->setBaculaValue(job->ctx, bVarFileSeen, copy);
@@ -613,7 +621,7 @@ static void reset_job(struct osb_job *job) {
     for (size_t i = 0; i < job->nseen; i++) free(job->seen[i]);
     free(job->seen);
     job->seen = NULL;
-    job->nseen = job->capseen = 0;
+    job->nseen = job->capseen = job->seen_bytes = 0;
     free(job->object);
     job->object = NULL;
     job->object_len = 0;
@@ -650,8 +658,7 @@ static bRC handlePluginEvent(bpContext *ctx, bEvent *event, void *value) {
     case bEventCancelCommand: {
         /* another FD thread: no locks, no allocation, no job-log calls; the job thread sees the exit */
         __atomic_store_n(&job->cancelled, 1, __ATOMIC_SEQ_CST);
-        int pg = __atomic_load_n(&job->pgid, __ATOMIC_SEQ_CST);
-        if (pg > 0) kill(-pg, SIGTERM);
+        osb_group_signal(&job->group, SIGTERM);
         return bRC_OK;
     }
     case bEventBackupCommand:
