@@ -36,7 +36,9 @@ extension BaculaBackend {
                 try writer.send(BackendPacket(.info, text: "restored volume \(volume.volumeID) (chain of \(volume.chainLength)) to \(volume.path)"))
             }
         } else {
-            try await withCloud(parameters) { configuration, cloud, transport in
+            let project = try RestoreProject.wanted(explicit: parameters.value("project"), plan: plan, option: "project=")
+            try await withCloud(parameters, configure: { RestoreProject.scoping($0, to: project) }) { configuration, cloud, transport in
+                try RestoreProject.requireScope(cloud, project: project, option: "project=")
                 let proxyID = try await proxyServerID(parameters, configuration: configuration, transport: transport)
                 let report = try await withKeepAlive {
                     try await CloudRestoreJob.run(

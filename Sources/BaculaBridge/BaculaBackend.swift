@@ -230,12 +230,13 @@ public struct BaculaBackend: Sendable {
     /// Runs `body` with the cloud the parameters name (`cloud=`, `clouds_yaml=`), its transport shut down after.
     func withCloud(
         _ parameters: PluginParameters,
+        configure: (CloudConfiguration) -> CloudConfiguration = { $0 },
         _ body: @Sendable (CloudConfiguration, CloudServices, OpenStackTransport) async throws -> Void
     ) async throws {
         var environment = environment
         if let path = parameters.value("clouds_yaml") { environment["OS_CLIENT_CONFIG_FILE"] = path }
-        let configuration = try CloudConfigurationLoader(environment: environment)
-            .load(overrides: CloudConfigurationOverrides(cloud: parameters.value("cloud")))
+        let configuration = configure(
+            try CloudConfigurationLoader(environment: environment).load(overrides: CloudConfigurationOverrides(cloud: parameters.value("cloud"))))
         try await OpenStackTransport.withTransport(
             caCertificatePath: configuration.caCertificatePath, verifyTLS: configuration.verifyTLS
         ) { transport in

@@ -13,8 +13,7 @@ public struct PluginParameters: Sendable {
         "proxy_server", "device_directory", "device_timeout", "state", "bwlimit", "nice", "ionice", "timeout", "backend",
         "abort_on_error",
         // Restore options (bconsole's plugin options, or the FileSet line).
-        // (No `project`: a restore through Bacula goes to the credentials' project; it was accepted and not used.)
-        "new_server", "in_place", "force", "name", "name_prefix", "flavor", "network", "availability_zone", "volume_type", "key_name",
+        "project", "new_server", "in_place", "force", "name", "name_prefix", "flavor", "network", "availability_zone", "volume_type", "key_name",
     ]
     /// The keys that may be given more than once.
     public static let repeatable: Set<String> = ["server", "exclude_server", "volume", "network"]

@@ -35,6 +35,7 @@ public enum RestoreOptionsForm {
         Item(key: "flavor", isBoolean: false, prompt: "New server's flavor, id or name", defaultValue: "original"),
         Item(key: "network", isBoolean: false, prompt: "New server's networks, comma-separated", defaultValue: "original"),
         Item(key: "key_name", isBoolean: false, prompt: "New server's key pair", defaultValue: "original"),
+        Item(key: "project", isBoolean: false, prompt: "Project, id", defaultValue: "original"),
         Item(key: "availability_zone", isBoolean: false, prompt: "Availability zone", defaultValue: "original"),
         Item(key: "volume_type", isBoolean: false, prompt: "New volumes' type", defaultValue: "original"),
         Item(key: "name_prefix", isBoolean: false, prompt: "New volumes' name prefix", defaultValue: "restored-"),

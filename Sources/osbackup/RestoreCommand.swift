@@ -116,20 +116,13 @@ struct RestoreCommand: AsyncParsableCommand {
             : newServer
                 ? .newServer(.init(name: name, flavor: flavor, networks: network, availabilityZone: availabilityZone, keyName: keyName))
                 : .newVolumes
-        let wantedProject = try project ?? Self.originalProject(of: plan)
+        let wantedProject = try RestoreProject.wanted(explicit: project, plan: plan, option: "--project")
         let (cloud, proxy, parallel, namePrefix, volumeType, availabilityZone) =
             (self.cloud, self.proxy, self.parallel, self.namePrefix, self.volumeType, self.availabilityZone)
         let report = try await cancellableOnSignals {
-            try await withCloud(cloud, logger: logger, configure: { configuration in
-                guard let wantedProject else { return configuration }
-                return configuration.scoped(toProjectID: wantedProject) ?? configuration
-            }) { configuration, services, transport in
-                if let wantedProject, services.projectID != wantedProject {
-                    throw BackupError(
-                        .configuration, resource: "project \(wantedProject)",
-                        "the credentials are scoped to project \(services.projectID ?? "(none)") and cannot be re-scoped (an application credential)",
-                        hint: "use credentials of project \(wantedProject), or give --project \(services.projectID ?? "ID") to restore there")
-                }
+            try await withCloud(cloud, logger: logger, configure: { RestoreProject.scoping($0, to: wantedProject) }) {
+                configuration, services, transport in
+                try RestoreProject.requireScope(services, project: wantedProject, option: "--project ")
                 let proxyID = try await proxy.proxyServerID(configuration: configuration, transport: transport, logger: logger)
                 return try await CloudRestoreJob.run(
                     CloudRestoreRequest(
@@ -154,13 +147,4 @@ struct RestoreCommand: AsyncParsableCommand {
         }
     }
 
-    /// The project the restored servers came from, when the `.conf`s say so and agree.
-    static func originalProject(of plan: RestorePlan) throws -> String? {
-        let projects = Set(plan.volumes.compactMap { $0.configuration?.server?.projectID })
-        guard projects.count <= 1 else {
-            throw ValidationError(
-                "the volumes selected come from several projects (\(projects.sorted().joined(separator: ", "))): restore one project at a time, or give --project")
-        }
-        return projects.first
-    }
 }

@@ -10,10 +10,11 @@ import TestSupport
 private let seedYAML = """
     projects:
       - name: admin
+      - name: tenant
     users:
       - name: admin
         password: admin-secret
-        roles: {admin: [admin]}
+        roles: {admin: [admin], tenant: [admin]}
         default_project: admin
     flavors:
       - {name: m1.small, vcpus: 1, ram: 2048, disk: 20}
@@ -460,7 +461,17 @@ struct BackendSessionTests {
             let inventory = try running.inventory()
             let server = try #require(inventory.servers.first { $0.name == "app-1-restored" })
             #expect(server.status == "ACTIVE")
+            #expect(server.projectID == EmulatorSeed.projectID("admin"), "by default in the original server's project")
             #expect(inventory.snapshots.isEmpty && inventory.volumes.allSatisfy { $0.metadata["osbackup_job"] == nil })
+
+            // project= (bconsole's Plugin Options): new volumes in another project, by a re-scoped password login.
+            let tenant = EmulatorSeed.projectID("tenant")
+            let before = Set(inventory.volumes.map(\.id))
+            let (elsewhere, elsewhereStatus) = try await restoreSession(
+                running, directory: directory, where: "/", files: appStream, restoreOptions: "project=\"\(tenant)\"\n")
+            #expect(elsewhereStatus == 0, "\(elsewhere.abort ?? "")")
+            let made = try running.inventory().volumes.filter { !before.contains($0.id) }
+            #expect(made.count == 1 && made.allSatisfy { $0.projectID == tenant }, "\(made.map { ($0.name ?? "", $0.projectID) })")
         }
     }
 }
