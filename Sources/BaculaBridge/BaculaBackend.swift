@@ -149,6 +149,24 @@ public struct BaculaBackend: Sendable {
         let limiter = try parameters.value("bwlimit").map { ReadRateLimiter(bytesPerSecond: try ReadRateLimiter.parse($0)) }
         let state = parameters.value("state") ?? "\(job.workingDirectory)/osbackup"
         let abortOnError = try parameters.flag("abort_on_error")
+        let started = Date()
+        let report: CloudBackupReport
+        do {
+            report = try await backUp(job, parameters, level: level, selection: selection, parallel: parallel, limiter: limiter, state: state,
+                abortOnError: abortOnError, logger: logger)
+        } catch {
+            writeMetrics(parameters, job: job, state: state, JobMetrics(job: job.jobResourceName, started: started, ended: Date(), outcome: .failedBeforeVolumes))
+            throw error
+        }
+        writeMetrics(parameters, job: job, state: state, JobMetrics(job: job.jobResourceName, started: started, ended: Date(), outcome: .ran(report)))
+        try writer.send(BackendPacket(.command, text: "BYE"))
+    }
+
+    /// The cloud job of a backup, up to the summary (`BYE` is the caller's, after the metrics).
+    private func backUp(
+        _ job: BaculaJobInfo, _ parameters: PluginParameters, level: BackupLevel, selection: TargetSelection, parallel: Int,
+        limiter: ReadRateLimiter?, state: String, abortOnError: Bool, logger: Logger
+    ) async throws -> CloudBackupReport {
         try await withCloud(parameters) { configuration, cloud, transport in
             let proxyID = try await proxyServerID(parameters, configuration: configuration, transport: transport)
             try writer.send(BackendPacket(.command, text: "OK"))
@@ -174,7 +192,20 @@ public struct BaculaBackend: Sendable {
                 try writer.send(BackendPacket(.warning, text: "volume \(volume.volumeName ?? "") (\(volume.volumeID)) not saved: \(volume.error ?? "")"))
             }
             try writer.send(BackendPacket(.info, text: String(report.summaryTable().prefix(60_000))))
-            try writer.send(BackendPacket(.command, text: "BYE"))
+            return report
+        }
+    }
+
+    /// `metrics_dir=DIR`: the job's figures in `DIR/osbackup-<Job>.prom` for node_exporter's textfile
+    /// collector, after every backup (a failed one too). Not written is a warning in the job log.
+    private func writeMetrics(_ parameters: PluginParameters, job: BaculaJobInfo, state: String, _ metrics: JobMetrics) {
+        guard let directory = parameters.value("metrics_dir") else { return }
+        let name = PathSafeName.make(job.jobResourceName)
+        do {
+            try metrics.write(to: "\(directory)/osbackup-\(name).prom", historyPath: "\(state)/metrics/\(name).json")
+        } catch {
+            logger.warning("metrics not written", metadata: ["osb-error": "\(error)"])
+            try? writer.send(BackendPacket(.warning, text: "\(error)"))
         }
     }
 
@@ -228,21 +259,21 @@ public struct BaculaBackend: Sendable {
     // MARK: The cloud
 
     /// Runs `body` with the cloud the parameters name (`cloud=`, `clouds_yaml=`), its transport shut down after.
-    func withCloud(
+    func withCloud<Result: Sendable>(
         _ parameters: PluginParameters,
         configure: (CloudConfiguration) -> CloudConfiguration = { $0 },
-        _ body: @Sendable (CloudConfiguration, CloudServices, OpenStackTransport) async throws -> Void
-    ) async throws {
+        _ body: @Sendable (CloudConfiguration, CloudServices, OpenStackTransport) async throws -> Result
+    ) async throws -> Result {
         var environment = environment
         if let path = parameters.value("clouds_yaml") { environment["OS_CLIENT_CONFIG_FILE"] = path }
         let configuration = configure(
             try CloudConfigurationLoader(environment: environment).load(overrides: CloudConfigurationOverrides(cloud: parameters.value("cloud"))))
-        try await OpenStackTransport.withTransport(
+        return try await OpenStackTransport.withTransport(
             caCertificatePath: configuration.caCertificatePath, verifyTLS: configuration.verifyTLS
         ) { transport in
             let session = KeystoneSession(configuration: configuration, transport: transport, logger: logger)
             let cloud = try await CloudServices.connect(session: session)
-            try await body(configuration, cloud, transport)
+            return try await body(configuration, cloud, transport)
         }
     }
 

@@ -11,7 +11,7 @@ public struct PluginParameters: Sendable {
     public static let known: Set<String> = [
         "cloud", "clouds_yaml", "config", "server", "exclude_server", "volume", "unattached_volumes", "all_projects", "parallel",
         "proxy_server", "device_directory", "device_timeout", "state", "bwlimit", "nice", "ionice", "timeout", "backend",
-        "abort_on_error",
+        "abort_on_error", "metrics_dir",
         // Restore options (bconsole's plugin options, or the FileSet line).
         "project", "new_server", "in_place", "force", "name", "name_prefix", "flavor", "network", "availability_zone", "volume_type", "key_name",
     ]

@@ -2,6 +2,7 @@ import ArgumentParser
 import BackupEngine
 import BlockDelta
 import Foundation
+import Logging
 import OpenStackClient
 
 /// `osbackup backup`: servers and volumes through the cloud into a repository.
@@ -41,6 +42,12 @@ struct BackupCommand: AsyncParsableCommand {
     @Flag(help: "Print the job report as JSON on standard output.")
     var json = false
 
+    @Option(help: "After the job, failed or not, write its figures as Prometheus text to this file (a *.prom file in node_exporter's --collector.textfile.directory).")
+    var metricsFile: String?
+
+    @Option(help: "The job label of those metrics (default: the file's name without .prom).")
+    var metricsJob: String?
+
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
@@ -64,7 +71,20 @@ struct BackupCommand: AsyncParsableCommand {
         if let board { reporter = { board.update($0) } }
         let progress = reporter
         let (cloud, proxy, to, parallel, json) = (self.cloud, self.proxy, self.to, self.parallel, self.json)
-        let report = try await cancellableOnSignals {
+        let started = Date()
+        let report: CloudBackupReport
+        do {
+            report = try await runJob()
+        } catch {
+            board?.finish()
+            writeMetrics(.failedBeforeVolumes, started: started, state: proxy.state, logger: logger)
+            throw error
+        }
+        board?.finish()
+        writeMetrics(.ran(report), started: started, state: proxy.state, logger: logger)
+
+        @Sendable func runJob() async throws -> CloudBackupReport {
+            try await cancellableOnSignals {
             try await withCloud(cloud, logger: logger) { configuration, services, transport in
                 let proxyID = try await proxy.proxyServerID(configuration: configuration, transport: transport, logger: logger)
                 let jobID = BackupID.generate()
@@ -80,8 +100,8 @@ struct BackupCommand: AsyncParsableCommand {
                         progress: progress),
                     cloud: services, sink: sink, jobID: jobID, logger: logger)
             }
+            }
         }
-        board?.finish()
         printError(report.summaryTable())
         if streams {
             // Standard output carries the tar alone.
@@ -93,5 +113,19 @@ struct BackupCommand: AsyncParsableCommand {
         }
         if report.isPartial { throw ExitCode(ExitStatus.partial) }
         if !report.allSaved { throw ExitCode(ExitStatus.failure) }
+    }
+
+    /// `--metrics-file`: the job's figures for Prometheus; a failure to write them is a warning (the backup
+    /// itself is unaffected; the file's last-run time then goes stale, which an alert can see).
+    private func writeMetrics(_ outcome: JobMetrics.Outcome, started: Date, state: String, logger: Logger) {
+        guard let metricsFile else { return }
+        let job = metricsJob ?? ((metricsFile as NSString).lastPathComponent as NSString).deletingPathExtension
+        let metrics = JobMetrics(job: job, started: started, ended: Date(), outcome: outcome)
+        do {
+            try metrics.write(to: metricsFile, historyPath: "\(state)/metrics/\(PathSafeName.make(job)).json")
+        } catch {
+            logger.warning("metrics not written", metadata: ["osb-error": "\(error)"])
+            printError("warning: \(error)")
+        }
     }
 }

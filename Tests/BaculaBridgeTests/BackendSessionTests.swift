@@ -364,11 +364,16 @@ struct BackendSessionTests {
     @Test("an Incremental whose files the catalog lacks is sent as a Full; a job Bacula failed installs no map")
     func catalogAndJobEnd() async throws {
         try await withCloud { running, directory in
-            let (first, _) = try await session(running, directory: directory, level: "F", jobEnd: "FAILED")
+            let metrics = ["metrics_dir=\(directory)"]
+            let (first, _) = try await session(running, directory: directory, level: "F", jobEnd: "FAILED", extra: metrics)
             #expect(first.sawBye == false, "the backend reports the failed job instead of BYE")
             #expect(first.abort?.contains("Bacula reports the job as failed") == true, "\(first.abort ?? "")")
-            let (second, status) = try await session(running, directory: directory, level: "I")
+            let prom = "\(directory)/osbackup-openstack-test.prom"
+            #expect(try String(contentsOfFile: prom, encoding: .utf8).contains("osbackup_job_success{job=\"openstack-test\"} 0\n"))
+            let (second, status) = try await session(running, directory: directory, level: "I", extra: metrics)
             #expect(status == 0)
+            let text = try String(contentsOfFile: prom, encoding: .utf8)
+            #expect(text.contains("osbackup_job_success{job=\"openstack-test\"} 1\n") && text.contains("osbackup_volume_bytes_read{"), "\(text)")
             #expect(second.checks.isEmpty, "no map was installed, so there is nothing to build on")
             #expect(second.files.allSatisfy { $0.kind == "full" })
             let (third, _) = try await session(running, directory: directory, level: "I", catalogHas: false)

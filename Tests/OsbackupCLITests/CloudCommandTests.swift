@@ -2,6 +2,25 @@ import Foundation
 import Testing
 import TestSupport
 
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, read, closed).
+private func freeLoopbackPort() throws -> UInt16 {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+    }
+    guard bound else { throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "no free port on 127.0.0.1"]) }
+    return UInt16(bigEndian: address.sin_port)
+}
+
 /// `osbackup backup`, `cleanup` and `restore` as an operator runs them, against `osbackup emulator serve`.
 @Suite("Cloud commands against the emulator process")
 struct CloudCommandTests {
@@ -124,6 +143,53 @@ struct CloudCommandTests {
             #expect(next.status == 0, "\(next.stderr)")
             #expect(UUID(uuidString: next.lastLine) != nil, "the job id is the last line: \(next.stdout)")
             #expect(try debris(directory).isEmpty)
+        }
+    }
+
+    @Test("--metrics-file after a backup and after a failed one: node_exporter's textfile collector reads both, the last success kept")
+    func metricsForNodeExporter() async throws {
+        try await withServe { _, directory, environment in
+            let metrics = directory + "/textfile"
+            try FileManager.default.createDirectory(atPath: metrics, withIntermediateDirectories: true)
+            let common = ["backup", "--to", directory + "/repo", "--state", directory + "/state", "--metrics-file", metrics + "/osbackup.prom"]
+            let backup = try osbackupArray(common, environment: environment)
+            #expect(backup.status == 0, "\(backup.stderr)")
+            let first = try String(contentsOfFile: metrics + "/osbackup.prom", encoding: .utf8)
+            #expect(first.contains("osbackup_job_success{job=\"osbackup\"} 1"))
+            let success = try #require(first.firstMatch(of: /osbackup_job_last_success_timestamp_seconds\{job="osbackup"\} ([0-9.]+)/)?.1)
+
+            let missing = try osbackupArray(common + ["--volume", "0e0e0e0e-0000-4000-8000-000000000000", "--metrics-job", "osbackup"], environment: environment)
+            #expect(missing.status != 0, "a volume that does not exist fails the job")
+            let second = try String(contentsOfFile: metrics + "/osbackup.prom", encoding: .utf8)
+            #expect(second.contains("osbackup_job_success{job=\"osbackup\"} 0"))
+            #expect(second.contains("osbackup_job_last_success_timestamp_seconds{job=\"osbackup\"} \(success)"), "\(second)")
+            #expect(second.contains("osbackup_volume_last_success_timestamp_seconds{"), "the volumes saved by the first run")
+
+            // The real consumer: node_exporter with only its textfile collector, scraped once.
+            let exporter = "/usr/bin/prometheus-node-exporter"
+            try #require(FileManager.default.isExecutableFile(atPath: exporter), "install prometheus-node-exporter (scripts/install-deps)")
+            let port = try freeLoopbackPort()
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: exporter)
+            process.arguments = [
+                "--collector.disable-defaults", "--collector.textfile", "--collector.textfile.directory=\(metrics)",
+                "--web.listen-address=127.0.0.1:\(port)",
+            ]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            defer { process.terminate(); process.waitUntilExit() }
+            var scraped = ""
+            for _ in 0..<100 {
+                if let (data, _) = try? await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/metrics")!) {
+                    scraped = String(decoding: data, as: UTF8.self)
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(scraped.contains("node_textfile_scrape_error 0"), "node_exporter could not read the file: \(scraped.prefix(2000))")
+            #expect(scraped.contains("osbackup_job_success{job=\"osbackup\"} 0"))
+            #expect(scraped.contains("osbackup_job_last_success_timestamp_seconds{job=\"osbackup\"}"))
         }
     }
 
