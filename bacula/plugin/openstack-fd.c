@@ -273,8 +273,9 @@ static void keep_options(struct osb_job *job, const struct restore_object_pkt *r
         strcmp(rop->object_name, OPTIONS_OBJECT) != 0 || !rop->object)
         return;
     if (rop->object_len < 0 || rop->object_len > MAX_OPTIONS_LEN || job->noptions == MAX_OPTIONS) {
-        jmsg(job, M_ERROR, PLUGIN_NAME ": Plugin Options of %d bytes (or more than %d forms) ignored: at most %d bytes",
-             rop->object_len, MAX_OPTIONS, MAX_OPTIONS_LEN);
+        /* options that cannot be applied must not be dropped silently: a restore may go elsewhere without them */
+        fail(job, "Plugin Options of %d bytes (or more than %d of them) are more than the plugin takes (%d bytes): "
+                  "nothing is restored; give fewer or shorter options", rop->object_len, MAX_OPTIONS, MAX_OPTIONS_LEN);
         return;
     }
     if (rop->object_len > 0 && memchr(rop->object, '\0', (size_t)rop->object_len)) {
@@ -292,7 +293,7 @@ static void keep_options(struct osb_job *job, const struct restore_object_pkt *r
         free(o->plugin_name);
         free(o->text);
         o->plugin_name = o->text = NULL;
-        jmsg(job, M_ERROR, PLUGIN_NAME ": out of memory keeping the Plugin Options");
+        fail(job, "out of memory keeping the Plugin Options: nothing is restored");
         return;
     }
     memcpy(o->text, rop->object, (size_t)rop->object_len);
