@@ -52,50 +52,101 @@ let twoProxyCloudSeed = """
             content: [{text: "app-2\\n", length: 64K}, {random: 1M, seed: 3}]
     """
 
+/// Holds a job mid-read: the first time the engine reports a scanned chunk (its progress hook, called on
+/// the scan's own thread, where the read-rate limiter also waits) that scan waits until ``release()``.
+/// The job is then live, its temporary volume attached, whatever the machine's load.
+final class ReadHold: Sendable {
+    private let arrived = DispatchSemaphore(value: 0)
+    private let gate = DispatchSemaphore(value: 0)
+    private let state = LockedValue((held: false, released: false))
+
+    /// The progress hook of the job to hold.
+    var progress: @Sendable (VolumeProgress) -> Void {
+        { [self] _ in
+            let hold = state.withLock { state in
+                guard !state.held && !state.released else { return false }
+                state.held = true
+                return true
+            }
+            guard hold else { return }
+            arrived.signal()
+            gate.wait()
+        }
+    }
+
+    /// Waits (off the cooperative pool, up to 60 s) until a scan of the job is held.
+    func waitUntilHeld(_ what: String) async throws {
+        let arrived = self.arrived
+        let held = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: arrived.wait(timeout: .now() + 60) == .success) }
+        }
+        try #require(held, "\(what) never started reading")
+    }
+
+    /// Lets the held scan (and every later one) go on; idempotent.
+    func release() {
+        let first = state.withLock { state in
+            defer { state.released = true }
+            return !state.released
+        }
+        if first { gate.signal() }
+    }
+}
+
 @Suite("Two proxies against one cloud")
 struct TwoProxyTests {
+    /// A Full of `selection` by the job of `proxy`, with its own state and repository, held mid-read by `hold`
+    /// if given.
+    private static func backup(
+        _ proxy: String, selection: TargetSelection, hold: ReadHold? = nil, running: RunningEmulator, cloud: CloudServices, directory: String
+    ) async throws -> CloudBackupReport {
+        let request = CloudBackupRequest(
+            selection: selection, level: .full, stateDirectory: "\(directory)/state-\(proxy)", proxyServerID: EmulatorSeed.serverID(proxy),
+            devices: DeviceLocator(deviceDirectory: try running.deviceDirectory(ofProxy: proxy), timeout: .seconds(10)),
+            parallelism: ParallelIOConfiguration(chunkSize: 1 << 20, workerCount: 1), progress: hold?.progress)
+        return try await runJob(request, cloud, repository: "\(directory)/repo-\(proxy)")
+    }
+
     @Test("two jobs, one per proxy with its own state, run at once: each attaches only to its own proxy, both save everything, nothing is left")
     func concurrentJobs() async throws {
         try await withCloudJob(seed: twoProxyCloudSeed) { running, cloud, directory in
             let proxies = ["backup-proxy", "proxy-2"]
             let servers = ["backup-proxy": "app-1", "proxy-2": "app-2"]
             let volumes = ["app-1": ["app-1-root", "app-1-data"], "app-2": ["app-2-root"]]
-            func backup(_ proxy: String) async throws -> CloudBackupReport {
-                let request = CloudBackupRequest(
-                    selection: TargetSelection(servers: [.name(servers[proxy]!)], allProjects: true), level: .full,
-                    stateDirectory: "\(directory)/state-\(proxy)", proxyServerID: EmulatorSeed.serverID(proxy),
-                    devices: DeviceLocator(deviceDirectory: try running.deviceDirectory(ofProxy: proxy), timeout: .seconds(10)),
-                    parallelism: ParallelIOConfiguration(chunkSize: 1 << 20, workerCount: 1),
-                    // Slow enough (about 3 s each) that the two jobs read at the same time.
-                    readRateLimiter: ReadRateLimiter(bytesPerSecond: 4 << 20))
-                return try await runJob(request, cloud, repository: "\(directory)/repo-\(proxy)")
-            }
-            // Watches the cloud while both jobs run: which proxy each temporary volume is attached to.
-            let watching = Task {
-                var wrongProxy: Set<String> = []
-                var bothAtOnce = false
-                while !Task.isCancelled {
-                    let inventory = try running.inventory()
-                    var attachedTo: Set<String> = []
-                    for attachment in inventory.attachments {
-                        guard let volume = inventory.volumes.first(where: { $0.id == attachment.volumeID }),
-                            let proxy = volume.metadata[CloudTags.proxy]
-                        else { continue }
-                        if attachment.serverID != proxy { wrongProxy.insert("\(volume.name ?? volume.id) on \(attachment.serverName)") }
-                        attachedTo.insert(attachment.serverID)
-                    }
-                    if attachedTo.count == 2 { bothAtOnce = true }
-                    try? await Task.sleep(for: .milliseconds(10))
+            let holds = [ReadHold(), ReadHold()]
+            let jobs = proxies.enumerated().map { index, proxy in
+                Task {
+                    try await Self.backup(
+                        proxy, selection: TargetSelection(servers: [.name(servers[proxy]!)], allProjects: true), hold: holds[index],
+                        running: running, cloud: cloud, directory: directory)
                 }
-                return (wrongProxy, bothAtOnce)
             }
-            async let first = backup("backup-proxy")
-            async let second = backup("proxy-2")
-            let reports = try await [first, second]
-            watching.cancel()
-            let (wrongProxy, bothAtOnce) = try await watching.value
-            #expect(wrongProxy.isEmpty, "temporary volumes attached to the other proxy: \(wrongProxy)")
-            #expect(bothAtOnce, "the two jobs never had volumes attached at the same time")
+            do {
+                // Both jobs reading at once: each temporary volume is attached to its own proxy and seen in
+                // that proxy's device directory only.
+                for (hold, proxy) in zip(holds, proxies) { try await hold.waitUntilHeld("the job of \(proxy)") }
+                let inventory = try running.inventory()
+                for proxy in proxies {
+                    let other = try running.deviceDirectory(ofProxy: proxies.first { $0 != proxy }!)
+                    let temporary = inventory.volumes.filter { $0.metadata[CloudTags.proxy] == EmulatorSeed.serverID(proxy) }
+                    let attached = inventory.attachments.filter { attachment in temporary.contains { $0.id == attachment.volumeID } }
+                    #expect(!attached.isEmpty, "no temporary volume of \(proxy) attached: \(inventory.attachments)")
+                    for attachment in attached {
+                        #expect(attachment.serverName == proxy, "\(attachment)")
+                        let device = try #require(attachment.devicePath, "\(attachment)")
+                        #expect(device.hasPrefix(try running.deviceDirectory(ofProxy: proxy) + "/disk/by-id/"), "\(device)")
+                        let elsewhere = "\(other)/disk/by-id/virtio-\(attachment.volumeID.prefix(20))"
+                        #expect(!FileManager.default.fileExists(atPath: elsewhere), "\(elsewhere)")
+                    }
+                }
+            } catch {
+                holds.forEach { $0.release() }
+                for job in jobs { _ = try? await job.value }
+                throw error
+            }
+            holds.forEach { $0.release() }
+            var reports: [CloudBackupReport] = []
+            for job in jobs { reports.append(try await job.value) }
 
             for (proxy, report) in zip(proxies, reports) {
                 let expected = Set(volumes[servers[proxy]!]!.map(EmulatorSeed.volumeID))
@@ -124,31 +175,31 @@ struct TwoProxyTests {
     @Test("a job that selects every server never takes the other proxy's temporary volumes (attached to it) as targets")
     func otherProxysTemporaryVolumes() async throws {
         try await withCloudJob(seed: twoProxyCloudSeed) { running, cloud, directory in
-            func request(_ proxy: String, _ selection: TargetSelection, rate: UInt64? = nil) throws -> CloudBackupRequest {
-                CloudBackupRequest(
-                    selection: selection, level: .full, stateDirectory: "\(directory)/state-\(proxy)", proxyServerID: EmulatorSeed.serverID(proxy),
-                    devices: DeviceLocator(deviceDirectory: try running.deviceDirectory(ofProxy: proxy), timeout: .seconds(10)),
-                    parallelism: ParallelIOConfiguration(chunkSize: 1 << 20, workerCount: 1),
-                    readRateLimiter: rate.map { ReadRateLimiter(bytesPerSecond: $0) })
-            }
-            // proxy-2 reads app-2 slowly (about 7 s) ...
+            // proxy-2's job, held mid-read with its temporary volume attached to proxy-2 ...
+            let hold = ReadHold()
             let second = Task {
-                try await runJob(
-                    try request("proxy-2", TargetSelection(servers: [.name("app-2")], allProjects: true), rate: 2 << 20), cloud,
-                    repository: "\(directory)/repo-2")
+                try await Self.backup(
+                    "proxy-2", selection: TargetSelection(servers: [.name("app-2")], allProjects: true), hold: hold, running: running,
+                    cloud: cloud, directory: directory)
             }
-            var temporary: String?
-            for _ in 0..<1000 where temporary == nil {
+            let first: CloudBackupReport
+            let attached: String
+            do {
+                try await hold.waitUntilHeld("the job of proxy-2")
                 let inventory = try running.inventory()
-                temporary = inventory.attachments.first { attachment in
-                    attachment.serverName == "proxy-2"
-                        && inventory.volumes.contains { $0.id == attachment.volumeID && $0.metadata[CloudTags.job] != nil && $0.status == "in-use" }
-                }?.volumeID
-                try await Task.sleep(for: .milliseconds(10))
+                attached = try #require(
+                    inventory.attachments.first { attachment in
+                        attachment.serverName == "proxy-2" && inventory.volumes.contains { $0.id == attachment.volumeID && $0.metadata[CloudTags.job] != nil }
+                    }?.volumeID, "proxy-2's job has no temporary volume attached")
+                // ... while proxy 1 backs up every server, proxy-2 among them (its own disk is an ordinary target).
+                first = try await Self.backup(
+                    "backup-proxy", selection: TargetSelection(allProjects: true), running: running, cloud: cloud, directory: directory)
+            } catch {
+                hold.release()
+                _ = try? await second.value
+                throw error
             }
-            let attached = try #require(temporary, "proxy-2's job never attached its temporary volume")
-            // ... while proxy 1 backs up every server, proxy-2 among them (its own disk is an ordinary target).
-            let first = try await runJob(try request("backup-proxy", TargetSelection(allProjects: true)), cloud, repository: "\(directory)/repo-1")
+            hold.release()
             #expect(first.allSaved, "\(first.volumes)")
             #expect(first.volumes.contains { $0.volumeID == EmulatorSeed.volumeID("proxy-2-root") })
             #expect(!first.volumes.contains { $0.volumeID == attached }, "proxy-2's temporary volume was backed up: \(first.volumes)")

@@ -34,7 +34,7 @@ struct TwoProxyCommandTests {
             project: admin
             flavor: m1.small
             volumes:
-              - {name: app-1-root, size: 16, content: [{random: 4M, seed: 1}]}
+              - {name: app-1-root, size: 64, content: [{random: 4M, seed: 1}]}   # killed mid-read: 30 s at 2M/s
           - name: app-2
             project: admin
             flavor: m1.small
@@ -76,7 +76,7 @@ struct TwoProxyCommandTests {
         process.executableURL = binary
         process.arguments = [
             "backup", "--os-cloud", cloud, "--server", server, "--to", "\(directory)/repo-\(state)", "--state", "\(directory)/\(state)",
-            "--level", "full", "--bwlimit", "2M",  // 16 MiB: several seconds of reading
+            "--level", "full", "--bwlimit", "2M",  // seconds of reading: caught mid-read
         ]
         process.environment = ["OS_CLIENT_CONFIG_FILE": directory + "/clouds.yaml", "OSBACKUP_LOG_LEVEL": "notice", "PATH": "/usr/bin:/bin"]
         process.standardOutput = FileHandle.nullDevice
@@ -84,6 +84,21 @@ struct TwoProxyCommandTests {
         process.standardError = FileHandle(forWritingAtPath: "\(directory)/\(state).err")
         try process.run()
         return process
+    }
+
+    /// Polls (up to 60 s) until a temporary volume of `proxyID` is in use on that proxy; false, with an issue
+    /// that holds the job's standard error (`<job>.err`), when none is.
+    private func attachedVolumeAppears(_ directory: String, proxyID: String, proxyName: String, job: String) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(60)
+        var resources: [String] = []
+        while ContinuousClock.now < deadline {
+            resources = try temporaryResources(directory)
+            if resources.contains(where: { $0.hasSuffix("\(proxyID) in-use \(proxyName)") }) { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let log = (try? String(contentsOfFile: "\(directory)/\(job).err", encoding: .utf8)) ?? ""
+        Issue.record("no temporary volume in use on \(proxyName) within 60 s: \(resources); \(job): \(log)")
+        return false
     }
 
     @Test("proxy 1's job killed mid-read while proxy 2's runs: proxy 1's cleanup removes only its leftovers; proxy 2's job ends 0, nothing is left")
@@ -97,26 +112,19 @@ struct TwoProxyCommandTests {
             defer { serve.stop() }
             let environment = ["OS_CLIENT_CONFIG_FILE": directory + "/clouds.yaml"]
             let (proxy1, proxy2) = (try serverID(directory, "proxy-1"), try serverID(directory, "proxy-2"))
+            // Proxy 2's job first: once its temporary volume is attached it is held still (SIGSTOP), live
+            // whatever the machine's load, with its lock held and its resources in the cloud.
             let second = try startBackup(directory, cloud: "emulator-proxy-2", server: "app-2", state: "state-2")
             defer { if second.isRunning { kill(second.processIdentifier, SIGKILL) } }
-            let first = try startBackup(directory, cloud: "emulator", server: "app-1", state: "state-1")
-            defer { if first.isRunning { kill(first.processIdentifier, SIGKILL) } }
-
-            // Both temporary volumes attached, each to its own proxy.
-            let attached = ["\(proxy1) in-use proxy-1", "\(proxy2) in-use proxy-2"]
-            var resources: [String] = []
-            for _ in 0..<300 {
-                resources = try temporaryResources(directory)
-                if attached.allSatisfy({ tail in resources.contains { $0.hasSuffix(tail) } }) { break }
-                try await Task.sleep(for: .milliseconds(50))
-            }
-            try #require(attached.allSatisfy { tail in resources.contains { $0.hasSuffix(tail) } }, "\(resources)")
-            // Proxy 2's job is held still (SIGSTOP) while proxy 1's is killed and cleaned up: live whatever the
-            // machine's load, with its lock held and its resources in the cloud.
+            try #require(try await attachedVolumeAppears(directory, proxyID: proxy2, proxyName: "proxy-2", job: "state-2"))
             kill(second.processIdentifier, SIGSTOP)
             let secondsResources = try temporaryResources(directory).filter { $0.contains(proxy2) }
             #expect(secondsResources.contains { $0.hasPrefix("snapshot") } && secondsResources.contains { $0.hasPrefix("volume") })
 
+            // Then proxy 1's job, killed mid-read.
+            let first = try startBackup(directory, cloud: "emulator", server: "app-1", state: "state-1")
+            defer { if first.isRunning { kill(first.processIdentifier, SIGKILL) } }
+            try #require(try await attachedVolumeAppears(directory, proxyID: proxy1, proxyName: "proxy-1", job: "state-1"))
             kill(first.processIdentifier, SIGKILL)
             first.waitUntilExit()
             #expect(first.terminationReason == .uncaughtSignal)
