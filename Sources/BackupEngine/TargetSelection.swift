@@ -106,6 +106,14 @@ public enum TargetResolver {
     /// The name prefix of osbackup's own temporary resources; never a target.
     public static let temporaryPrefix = "osbackup-"
 
+    /// Whether `volume` is a temporary volume of an osbackup job (named `osbackup-…` and tagged with its
+    /// job): never a target, wherever it is attached. Another proxy's job attaches its temporary volumes
+    /// to that proxy, a server like any other to this job; a snapshot of one would copy another server's
+    /// disk into this backup and keep that job from deleting its volume.
+    public static func isTemporary(_ volume: Volume) -> Bool {
+        (volume.name ?? "").hasPrefix(temporaryPrefix) && volume.metadata?[CloudTags.job] != nil
+    }
+
     /// Lists what the selection names; an explicitly named server or volume that does not exist is an error.
     public static func resolve(
         _ selection: TargetSelection, cloud: CloudServices, proxyServerID: String
@@ -165,6 +173,13 @@ public enum TargetResolver {
                         skipped.append(SkippedTarget(target: "volume \(attached.id) of server \(server.name)", reason: "not visible in Cinder with these credentials"))
                         continue
                     }
+                    if isTemporary(volume) {
+                        skipped.append(
+                            SkippedTarget(
+                                target: "volume \(volume.name ?? volume.id) (\(volume.id)) of server \(server.name)",
+                                reason: "a temporary volume of osbackup job \(volume.metadata?[CloudTags.job] ?? "?") (a backup or restore under way on that proxy)"))
+                        continue
+                    }
                     saved.append(volume)
                 }
                 if saved.isEmpty && (server.imageID ?? "").isEmpty {
@@ -175,8 +190,7 @@ public enum TargetResolver {
 
             var unattached: [Volume] = []
             for volume in volumes.sorted(by: { $0.id < $1.id }) where volume.attachments.isEmpty {
-                let isTemporary = (volume.name ?? "").hasPrefix(temporaryPrefix) && volume.metadata?[CloudTags.job] != nil
-                guard !isTemporary else { continue }
+                guard !isTemporary(volume) else { continue }
                 if selection.unattachedVolumes || selection.volumes.contains(volume.id.lowercased()) {
                     unattached.append(volume)
                 }

@@ -197,7 +197,20 @@ public struct RunningEmulator: Sendable {
         try EmulatorInventory.load(stateDirectory: stateDirectory, deviceDirectory: deviceDirectory)
     }
 
-    /// A clouds.yaml with one cloud, `emulator`, using the seed's admin credentials.
+    /// The device directory of the proxy named `name`: ``deviceDirectory`` for the seed's first proxy,
+    /// `<deviceDirectory>/<name>` for each further one.
+    public func deviceDirectory(ofProxy name: String) throws -> String {
+        guard let server = try inventory().servers.first(where: { $0.name == name }), let directory = server.deviceDirectory else {
+            throw EmulatorError.invalidFile(
+                path: stateDirectory, what: "emulator state", reason: "no server named '\(name)' has proxy: true in the seed")
+        }
+        return directory
+    }
+
+    /// A clouds.yaml using the seed's admin credentials, with one cloud per proxy: `cloudName` for the
+    /// seed's first proxy (and for a seed without one), `<cloudName>-<proxy name>` for each further proxy.
+    /// Each names its proxy's server id (`osbackup_proxy_server`) and device directory
+    /// (`osbackup_device_directory`), so an osbackup on that proxy only needs the cloud's name.
     public func cloudsYAML(cloudName: String = "emulator") throws -> String {
         guard let records = try StateFile.read(stateDirectory: stateDirectory), let userName = records.adminUser,
             let user = records.users.first(where: { $0.name == userName })
@@ -207,26 +220,31 @@ public struct RunningEmulator: Sendable {
         }
         let project = records.adminProject.flatMap { name in records.projects.first { $0.name == name || $0.id == name } }
         func quoted(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
-        // osbackup reads the proxy host's server id from here (`osbackup doctor`, backups).
-        var proxyLine = records.servers.first(where: \.isProxy).map { "\n    osbackup_proxy_server: \(quoted($0.id))" } ?? ""
-        // ... and where the proxy sees attached volumes (the emulator's device folder, not /dev).
-        proxyLine += "\n    osbackup_device_directory: \(quoted(deviceDirectory))"
-        return """
-            clouds:
-              \(cloudName):
-                auth_type: password
-                auth:
-                  auth_url: \(quoted(authURL))
-                  username: \(quoted(user.name))
-                  password: \(quoted(user.password))
-                  project_name: \(quoted(project?.name ?? ""))
-                  user_domain_name: Default
-                  project_domain_name: Default
-                region_name: \(quoted(region))
-                interface: public
-                identity_api_version: 3\(proxyLine)
+        func entry(_ name: String, proxy: ServerRecord?) -> String {
+            // osbackup reads the proxy host's server id from here (`osbackup doctor`, backups) ...
+            var proxyLines = proxy.map { "\n    osbackup_proxy_server: \(quoted($0.id))" } ?? ""
+            // ... and where the proxy sees attached volumes (the emulator's device folder, not /dev).
+            proxyLines += "\n    osbackup_device_directory: \(quoted(proxy?.deviceDirectory(root: deviceDirectory) ?? deviceDirectory))"
+            return """
+                  \(name):
+                    auth_type: password
+                    auth:
+                      auth_url: \(quoted(authURL))
+                      username: \(quoted(user.name))
+                      password: \(quoted(user.password))
+                      project_name: \(quoted(project?.name ?? ""))
+                      user_domain_name: Default
+                      project_domain_name: Default
+                    region_name: \(quoted(region))
+                    interface: public
+                    identity_api_version: 3\(proxyLines)
 
-            """
+                """
+        }
+        let proxies = records.servers.filter(\.isProxy)
+        var text = "clouds:\n" + entry(cloudName, proxy: proxies.first)
+        for proxy in proxies.dropFirst() { text += entry("\(cloudName)-\(proxy.name)", proxy: proxy) }
+        return text
     }
 }
 

@@ -101,8 +101,22 @@ struct ServerRecord: Codable, Sendable {
     var maxDiskDevices: Int?
     /// Whether attaching a volume to this server makes its device appear under the device directory.
     var isProxy: Bool = false
+    /// For a proxy after the first: the folder under the device directory where its devices appear (its
+    /// name, fixed when the seed is applied). Nil for the first proxy, whose devices appear in the device
+    /// directory itself, and for every other server.
+    var deviceSubdirectory: String?
     /// A pending transition (BUILD → ACTIVE).
     var pending: PendingTransition?
+}
+
+extension ServerRecord {
+    /// Where this proxy sees its attached volumes (under `disk/by-id/`): `root` (the emulator's device
+    /// directory) for the first proxy, `<root>/<its name>` for each further one; nil for a server that is
+    /// not a proxy.
+    func deviceDirectory(root: String) -> String? {
+        guard isProxy else { return nil }
+        return deviceSubdirectory.map { "\(root)/\($0)" } ?? root
+    }
 }
 
 /// A status change the scheduler applies once `due` has passed.

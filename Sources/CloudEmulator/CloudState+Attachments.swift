@@ -1,8 +1,8 @@
 import Foundation
 import Logging
 
-/// Nova's `os-volume_attachments`: attach and detach with Cinder's status transitions, and the proxy's
-/// device link.
+/// Nova's `os-volume_attachments`: attach and detach with Cinder's status transitions, and the device
+/// link in the proxy's device directory.
 extension CloudState {
     func attachmentJSON(_ volume: VolumeRecord, _ call: ComputeCall, inCreateResponse: Bool = false) -> JSON {
         let attachment = volume.attachment!
@@ -110,7 +110,7 @@ extension CloudState {
                 400,
                 "Invalid volume: Unable to detach volume. Volume status must be 'in-use' and attach_status must be 'attached' to detach.")
         }
-        storage.withdrawDevice(volumeID, loopDevice: attachment.loopDevice)
+        withdrawDevice(volumeID: volumeID, attachment: attachment)
         var updated = attachment
         updated.loopDevice = nil
         updated.devicePresent = false

@@ -280,7 +280,7 @@ extension CloudState {
         let now = Date()
         for volumeIndex in records.volumes.indices where records.volumes[volumeIndex].attachment?.serverID == id {
             let attachment = records.volumes[volumeIndex].attachment!
-            storage.withdrawDevice(records.volumes[volumeIndex].id, loopDevice: attachment.loopDevice)
+            withdrawDevice(volumeID: records.volumes[volumeIndex].id, attachment: attachment)
             records.volumes[volumeIndex].attachment = nil
             records.volumes[volumeIndex].updatedAt = now
             if attachment.deleteOnTermination {

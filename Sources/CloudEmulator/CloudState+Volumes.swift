@@ -131,7 +131,7 @@ extension CloudState {
                 records.volumes[index].pending = nil
             }
             if argument["attach_status"]?.string == "detached", let attachment = records.volumes[index].attachment {
-                storage.withdrawDevice(id, loopDevice: attachment.loopDevice)
+                withdrawDevice(volumeID: id, attachment: attachment)
                 records.volumes[index].attachment = nil
             }
             records.volumes[index].updatedAt = Date()
@@ -150,7 +150,7 @@ extension CloudState {
         switch status {
         case "deleted":
             if let attachment = records.volumes[index].attachment {
-                storage.withdrawDevice(id, loopDevice: attachment.loopDevice)
+                withdrawDevice(volumeID: id, attachment: attachment)
             }
             storage.remove(storage.volumePath(id))
             records.volumes.remove(at: index)

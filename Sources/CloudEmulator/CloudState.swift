@@ -178,7 +178,7 @@ actor CloudState {
     func releaseDevices() {
         for index in records.volumes.indices {
             guard var attachment = records.volumes[index].attachment, attachment.devicePresent else { continue }
-            storage.withdrawDevice(records.volumes[index].id, loopDevice: attachment.loopDevice)
+            withdrawDevice(volumeID: records.volumes[index].id, attachment: attachment)
             attachment.loopDevice = nil
             attachment.devicePresent = false
             attachment.deviceDue = Date()
@@ -187,7 +187,7 @@ actor CloudState {
         save()
     }
 
-    /// Re-creates the proxy's devices after a restart.
+    /// Re-creates the proxies' devices after a restart, each in its own proxy's device directory.
     func restoreDevices() {
         for index in records.volumes.indices {
             guard var attachment = records.volumes[index].attachment, records.volumes[index].status == "in-use",
@@ -204,13 +204,21 @@ actor CloudState {
         records.servers.first { $0.id == id && $0.isProxy }
     }
 
+    /// Makes an attached volume appear in its server's device directory, when that server is a proxy.
     func exposeDevice(volumeIndex: Int, attachment: inout AttachmentRecord) {
-        guard proxyServer(attachment.serverID) != nil else { return }
+        guard let directory = proxyServer(attachment.serverID)?.deviceDirectory(root: storage.deviceDirectory) else { return }
         do {
-            attachment.loopDevice = try storage.exposeDevice(records.volumes[volumeIndex].id)
+            attachment.loopDevice = try storage.exposeDevice(records.volumes[volumeIndex].id, in: directory)
             attachment.devicePresent = true
         } catch {
             logger.error("cannot expose device", metadata: ["osb-volume": "\(records.volumes[volumeIndex].id)", "osb-error": "\(error)"])
         }
+    }
+
+    /// Removes an attached volume's device from its server's device directory (if that server is a
+    /// proxy) and detaches its loop device.
+    func withdrawDevice(volumeID: String, attachment: AttachmentRecord) {
+        let directory = proxyServer(attachment.serverID)?.deviceDirectory(root: storage.deviceDirectory)
+        storage.withdrawDevice(volumeID, in: directory, loopDevice: attachment.loopDevice)
     }
 }

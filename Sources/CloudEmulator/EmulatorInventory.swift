@@ -43,7 +43,7 @@ public struct EmulatorInventory: Sendable, Codable {
         public var serverName: String
         /// Nova's device name (a hint only).
         public var device: String
-        /// The proxy's device link, when the server is the proxy and the device is present.
+        /// The proxy's device link, when the server is a proxy and the device is present.
         public var devicePath: String?
         /// The loop device behind the link, if any.
         public var loopDevice: String?
@@ -59,8 +59,10 @@ public struct EmulatorInventory: Sendable, Codable {
         public var projectID: String
         /// The Nova status.
         public var status: String
-        /// Whether it is the proxy.
+        /// Whether it is a proxy.
         public var isProxy: Bool
+        /// Where a proxy sees its attached volumes (under `disk/by-id/`); nil for other servers.
+        public var deviceDirectory: String?
     }
 
     /// The servers.
@@ -83,7 +85,9 @@ public struct EmulatorInventory: Sendable, Codable {
 
     init(records: CloudRecords, deviceDirectory: String) {
         servers = records.servers.map {
-            Server(id: $0.id, name: $0.name, projectID: $0.projectID, status: $0.status, isProxy: $0.isProxy)
+            Server(
+                id: $0.id, name: $0.name, projectID: $0.projectID, status: $0.status, isProxy: $0.isProxy,
+                deviceDirectory: $0.deviceDirectory(root: deviceDirectory))
         }
         volumes = records.volumes.map {
             Volume(id: $0.id, name: $0.name, projectID: $0.projectID, size: $0.size, status: $0.status, metadata: $0.metadata)
@@ -93,11 +97,13 @@ public struct EmulatorInventory: Sendable, Codable {
         }
         attachments = records.volumes.compactMap { volume in
             guard let attachment = volume.attachment else { return nil }
+            let server = records.servers.first { $0.id == attachment.serverID }
+            let proxyDirectory = server?.deviceDirectory(root: deviceDirectory)
             return Attachment(
                 volumeID: volume.id, serverID: attachment.serverID,
-                serverName: records.servers.first { $0.id == attachment.serverID }?.name ?? "",
+                serverName: server?.name ?? "",
                 device: attachment.device,
-                devicePath: attachment.devicePresent ? "\(deviceDirectory)/disk/by-id/virtio-\(volume.id.prefix(20))" : nil,
+                devicePath: attachment.devicePresent ? proxyDirectory.map { VolumeStorage.deviceLinkPath(volume.id, in: $0) } : nil,
                 loopDevice: attachment.loopDevice)
         }
     }
@@ -106,7 +112,8 @@ public struct EmulatorInventory: Sendable, Codable {
     public var text: String {
         var lines: [String] = []
         for server in servers {
-            lines.append("server     \(server.id) \(server.status) \(server.name)\(server.isProxy ? " (proxy)" : "")")
+            let proxy = server.deviceDirectory.map { " (proxy, devices in \($0))" } ?? ""
+            lines.append("server     \(server.id) \(server.status) \(server.name)\(proxy)")
         }
         for volume in volumes {
             lines.append("volume     \(volume.id) \(volume.status) size=\(volume.size) \(volume.name ?? "-")")

@@ -98,7 +98,29 @@ extension EmulatorSeed {
             records.volumes.append(
                 try makeVolume(volume, projectID: try projectID(project), userID: Self.userID(userName), created: created, storage: storage))
         }
-        if records.servers.filter(\.isProxy).count > 1 { throw invalid("more than one server has proxy: true") }
+        try assignProxyDeviceDirectories(&records.servers)
+    }
+
+    /// Gives each proxy after the first its own device folder, `<device directory>/<its name>`, so a volume
+    /// attached to one proxy never appears to another. Such a name must be one plain path component (not
+    /// `disk`, which holds the first proxy's devices) and proxies' names must differ.
+    private func assignProxyDeviceDirectories(_ servers: inout [ServerRecord]) throws {
+        let proxies = servers.indices.filter { servers[$0].isProxy }
+        var names: Set<String> = []
+        for index in proxies {
+            let name = servers[index].name
+            guard names.insert(name).inserted else { throw invalid("two servers with proxy: true are both named '\(name)'; give each proxy its own name") }
+        }
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        for index in proxies.dropFirst() {
+            let name = servers[index].name
+            guard !name.isEmpty, name.allSatisfy(allowed.contains), !name.hasPrefix("."), name != "disk" else {
+                throw invalid(
+                    "server '\(name)': a second or further proxy sees its devices in <device directory>/<its name>, so its name "
+                        + "must be letters, digits, '.', '_' or '-', not start with '.' and not be 'disk'")
+            }
+            servers[index].deviceSubdirectory = name
+        }
     }
 
     private func makePort(_ network: NetworkRecord, records: CloudRecords, extra: Int) -> PortRecord {

@@ -106,7 +106,9 @@ public struct EmulatorSeed: Sendable, Decodable {
         public var availabilityZone: String?
         /// Metadata.
         public var metadata: [String: String]?
-        /// Whether this is the backup proxy (at most one).
+        /// Whether this is a backup proxy: volumes attached to it appear under a device directory. The first
+        /// proxy of the seed uses the emulator's device directory, each further one `<device directory>/<its
+        /// name>` (its name must then be a plain path component other than `disk`).
         public var proxy: Bool?
         /// Nova's `max_disk_devices_to_attach` for this server.
         public var maxDiskDevices: Int?

@@ -1,14 +1,16 @@
 import Foundation
 import Logging
 
-/// The data side of the emulator: volume and snapshot files in the state directory and the proxy's
-/// view of attached volumes under the device directory.
+/// The data side of the emulator: volume and snapshot files in the state directory and the proxies'
+/// views of attached volumes under the device directory.
 ///
 /// Layout: `<state>/volumes/<volume id>.img` and `<state>/snapshots/<snapshot id>.img` (sparse files),
-/// `<devdir>/disk/by-id/virtio-<first 20 characters of the volume id>` (a symbolic link to the volume
-/// file, or to a loop device over it).
+/// `<proxy's device directory>/disk/by-id/virtio-<first 20 characters of the volume id>` (a symbolic link
+/// to the volume file, or to a loop device over it). The first proxy's device directory is `<devdir>`,
+/// each further proxy's `<devdir>/<its name>` (``ServerRecord/deviceDirectory(root:)``).
 struct VolumeStorage: Sendable {
     let stateDirectory: String
+    /// The device directory: the first proxy's, and the parent of the others'.
     let deviceDirectory: String
     let unit: VolumeSizeUnit
     let usesLoopDevices: Bool
@@ -18,9 +20,9 @@ struct VolumeStorage: Sendable {
     func volumePath(_ id: String) -> String { "\(stateDirectory)/volumes/\(id).img" }
     /// The file holding snapshot `id`.
     func snapshotPath(_ id: String) -> String { "\(stateDirectory)/snapshots/\(id).img" }
-    /// The link the proxy sees for volume `id`.
-    func deviceLinkPath(_ volumeID: String) -> String {
-        "\(deviceDirectory)/disk/by-id/virtio-\(volumeID.prefix(20))"
+    /// The link a proxy whose device directory is `directory` sees for volume `id`.
+    static func deviceLinkPath(_ volumeID: String, in directory: String) -> String {
+        "\(directory)/disk/by-id/virtio-\(volumeID.prefix(20))"
     }
 
     /// Creates the directories.
@@ -68,9 +70,15 @@ struct VolumeStorage: Sendable {
         }
     }
 
-    /// Makes volume `id` appear to the proxy; returns the loop device made, if any.
-    func exposeDevice(_ volumeID: String) throws -> String? {
-        let link = deviceLinkPath(volumeID)
+    /// Makes volume `id` appear to the proxy whose device directory is `directory`; returns the loop device
+    /// made, if any.
+    func exposeDevice(_ volumeID: String, in directory: String) throws -> String? {
+        let link = Self.deviceLinkPath(volumeID, in: directory)
+        do {
+            try FileManager.default.createDirectory(atPath: "\(directory)/disk/by-id", withIntermediateDirectories: true)
+        } catch {
+            throw EmulatorError.dataOperation(subject: "\(directory)/disk/by-id", "cannot create the proxy's device directory: \(error)")
+        }
         var target = volumePath(volumeID)
         var loop: String?
         if usesLoopDevices {
@@ -89,9 +97,10 @@ struct VolumeStorage: Sendable {
         return loop
     }
 
-    /// Removes the proxy's device for volume `id` (and detaches its loop device).
-    func withdrawDevice(_ volumeID: String, loopDevice: String?) {
-        try? FileManager.default.removeItem(atPath: deviceLinkPath(volumeID))
+    /// Removes the device for volume `id` from the proxy whose device directory is `directory` (nil: the
+    /// server is no proxy, so there is no link) and detaches its loop device.
+    func withdrawDevice(_ volumeID: String, in directory: String?, loopDevice: String?) {
+        if let directory { try? FileManager.default.removeItem(atPath: Self.deviceLinkPath(volumeID, in: directory)) }
         if let loopDevice {
             do {
                 _ = try run(losetup, ["--detach", loopDevice], subject: loopDevice)

@@ -139,10 +139,10 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Runs `body` with an emulator seeded with `testSeedYAML` (sizes in MiB, 50 ms steps) in a fresh
-/// directory, and an HTTP client.
+/// Runs `body` with an emulator seeded with `seed` (default `testSeedYAML`; sizes in MiB, 50 ms steps) in a
+/// fresh directory, and an HTTP client.
 func withTestCloud<Result: Sendable>(
-    faults: FaultPlan = FaultPlan(), tokenLifetime: TimeInterval = 3600, stateDirectory: String? = nil,
+    seed seedYAML: String = testSeedYAML, faults: FaultPlan = FaultPlan(), tokenLifetime: TimeInterval = 3600, stateDirectory: String? = nil,
     usesLoopDevices: Bool = false, transitionDelay: TimeInterval = 0.05, _ body: (TestCloud) async throws -> Result
 ) async throws -> Result {
     let directory = stateDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("osbackup-emulator-\(UUID().uuidString)").path
@@ -150,7 +150,7 @@ func withTestCloud<Result: Sendable>(
     let configuration = EmulatorConfiguration(
         stateDirectory: directory, tokenLifetime: tokenLifetime, transitionDelay: transitionDelay, sizeUnit: .mebibyte,
         usesLoopDevices: usesLoopDevices, faults: faults)
-    let seed = try EmulatorSeed.parse(yaml: testSeedYAML)
+    let seed = try EmulatorSeed.parse(yaml: seedYAML)
     let http = HTTPClient(eventLoopGroupProvider: .singleton)
     do {
         let result = try await withRunningEmulator(configuration: configuration, seed: seed, logger: testLogger) { running in
