@@ -4,7 +4,7 @@ SWIFT ?= /opt/swift/usr/bin/swift
 BIN_DEBUG = .build/debug/osbackup
 BIN_RELEASE = .build/release/osbackup
 
-.PHONY: all deps build test demo bench release clean plugin install test-plugin
+.PHONY: all deps build test demo bench bench-peers bench-bacula bench-cloud bench-smoke release clean plugin install test-plugin
 
 all: build
 
@@ -39,6 +39,27 @@ demo: build plugin
 # Throughput, stored bytes and peak RSS on a generated 4 GiB image (see docs/benchmarks.md).
 bench: release
 	scripts/bench-image $(BIN_RELEASE)
+
+# osbackup beside borg (fixed 64 KiB and default chunker), restic (compression off and auto), rsync and
+# qemu-img on the same 4 GiB image and its day 2, interleaved rounds, ratios and the issue's goals printed;
+# installs the peers from Debian when missing (root). See docs/benchmarks.md.
+bench-peers: release
+	scripts/bench-peers $(BIN_RELEASE)
+
+# The plugin through real Bacula daemons against the plain FD backing up the same image as a file (root).
+bench-bacula: release plugin
+	scripts/bench-bacula $(BIN_RELEASE)
+
+# Cloud jobs on the emulator: 8 servers x 2 volumes, --parallel 1, 2, 4, time waiting on OpenStack vs scanning.
+bench-cloud: release
+	scripts/bench-cloud $(BIN_RELEASE)
+
+# The three benchmark scripts' --smoke modes on the debug build (tiny images, one round): they run, report
+# and check their restores; the figures mean nothing. bench-bacula skips without root.
+bench-smoke: build plugin
+	scripts/bench-peers $(BIN_DEBUG) --smoke
+	scripts/bench-bacula $(BIN_DEBUG) --smoke
+	scripts/bench-cloud $(BIN_DEBUG) --smoke
 
 # The Bacula 9.6 File Daemon plugin (C, libc only): .build/bacula/openstack-fd.so. See bacula/README.md.
 PLUGIN_CC ?= $(shell command -v gcc >/dev/null 2>&1 && echo gcc || echo /opt/swift/usr/bin/clang)

@@ -81,6 +81,8 @@ public struct VolumeOutcome: Sendable, Codable, Hashable {
     public var bytesStored: UInt64
     /// Seconds from snapshot to cleanup.
     public var seconds: Double
+    /// Where those seconds went: waiting on OpenStack, waiting for an attach slot, scanning.
+    public var timings: VolumeTimings
     /// Why a Full was taken instead of the level asked for.
     public var fallbackReason: String?
     /// The error, when it failed.
@@ -104,6 +106,8 @@ public struct CloudBackupReport: Sendable, Codable {
     public var sweptResources: Int
     /// Resources this job could not remove (they stay in its journal for the next sweep).
     public var leftovers: [String]
+    /// The job's wall-clock phases and the volumes' bytes and step times summed.
+    public var totals: CloudJobTotals
 
     /// Whether every volume was saved.
     public var allSaved: Bool { volumes.allSatisfy(\.saved) }
@@ -123,6 +127,8 @@ public enum CloudBackupJob {
         var logger = logger
         logger[metadataKey: "osb-job"] = "\(jobID)"
         let started = Date()
+        let clock = ContinuousClock()
+        let startedInstant = clock.now
         let state: VolumeStateStore
         let journal: ResourceJournal
         do {
@@ -195,36 +201,41 @@ public enum CloudBackupJob {
             throw BackupError.from(error, resource: "backup stream")
         }
 
+        let volumesStarted = clock.now
         let attacher = ProxyAttacher(
             cloud: cloud, journal: journal, sweeper: sweeper, gate: AttachGate(limit: request.parallel),
             proxyServerID: request.proxyServerID, devices: request.devices, jobID: "\(jobID)")
         let workflow = CloudVolumeWorkflow(attacher: attacher, request: request, state: state, sink: sink, jobID: jobID, logger: logger)
-        let results = await withTaskGroup(of: (Int, Result<ScannedVolume, BackupError>, Double).self) { group in
-            var results: [Int: (Result<ScannedVolume, BackupError>, Double)] = [:]
+        typealias VolumeResult = (result: Result<ScannedVolume, BackupError>, seconds: Double, timings: VolumeTimings)
+        let results = await withTaskGroup(of: (Int, VolumeResult).self) { group in
+            var results: [Int: VolumeResult] = [:]
             // Up to `parallel` volume tasks; the attach gate narrows further when Nova says the proxy is full.
             for (index, item) in work.enumerated() {
-                if index >= request.parallel, let (done, result, seconds) = await group.next() {
-                    results[done] = (result, seconds)
+                if index >= request.parallel, let (done, result) = await group.next() {
+                    results[done] = result
                 }
                 group.addTask {
-                    let volumeStarted = Date()
-                    let result = await workflow.backUp(volume: item.volume, serverID: item.server?.id, paths: item.paths)
-                    return (index, result, Date().timeIntervalSince(volumeStarted))
+                    let volumeStarted = ContinuousClock.now
+                    let phases = VolumePhaseClock()
+                    let result = await workflow.backUp(volume: item.volume, serverID: item.server?.id, paths: item.paths, phases: phases)
+                    return (index, (result, (ContinuousClock.now - volumeStarted).inSeconds, phases.timings))
                 }
             }
-            while let (done, result, seconds) = await group.next() {
-                results[done] = (result, seconds)
+            while let (done, result) = await group.next() {
+                results[done] = result
             }
             return results
         }
+        let volumesEnded = clock.now
 
         var outcomes: [VolumeOutcome] = []
         var scanned: [ScannedVolume] = []
         for (index, item) in work.enumerated() {
-            guard let (result, seconds) = results[index] else { continue }
+            guard let (result, seconds, timings) = results[index] else { continue }
             var outcome = VolumeOutcome(
                 serverID: item.server?.id, serverName: item.server?.name, volumeID: item.volume.id, volumeName: item.volume.name,
-                level: nil, backupID: nil, bytesRead: 0, dataBytes: 0, bytesStored: 0, seconds: seconds, fallbackReason: nil, error: nil, errorKind: nil)
+                level: nil, backupID: nil, bytesRead: 0, dataBytes: 0, bytesStored: 0, seconds: seconds, timings: timings, fallbackReason: nil,
+                error: nil, errorKind: nil)
             switch result {
             case .success(let volume):
                 scanned.append(volume)
@@ -269,9 +280,13 @@ public enum CloudBackupJob {
                 logger.warning("new hash map not installed", metadata: ["osb-volume": "\(volume.record.volumeID)", "osb-error": "\(error)"])
             }
         }
+        let ended = clock.now
         return CloudBackupReport(
             jobID: "\(jobID)", volumes: outcomes, skipped: targets.skipped, sweptResources: swept,
-            leftovers: leftovers.map(\.description))
+            leftovers: leftovers.map(\.description),
+            totals: CloudJobTotals(
+                seconds: (ended - startedInstant).inSeconds, preparationSeconds: (volumesStarted - startedInstant).inSeconds,
+                volumesSeconds: (volumesEnded - volumesStarted).inSeconds, finishSeconds: (ended - volumesEnded).inSeconds, volumes: outcomes))
     }
 
     /// Replays the journals of jobs that died on this machine; returns how many resources were undone.
@@ -330,27 +345,30 @@ struct CloudVolumeWorkflow: Sendable {
     let jobID: BackupID
     let logger: Logger
 
-    /// Backs up one volume; whatever happens, its temporary resources are undone before it returns.
-    func backUp(volume: Volume, serverID: String?, paths: VolumeNamespacePaths) async -> Result<ScannedVolume, BackupError> {
+    /// Backs up one volume; whatever happens, its temporary resources are undone before it returns. Each
+    /// step's wall-clock time is added to `phases`.
+    func backUp(volume: Volume, serverID: String?, paths: VolumeNamespacePaths, phases: VolumePhaseClock) async -> Result<ScannedVolume, BackupError> {
         var logger = logger
         logger[metadataKey: "osb-volume"] = "\(volume.id)"
         let track = WorkflowTrack()
         let result: Result<ScannedVolume, BackupError>
         do {
             let volumeID = try VolumeID.validated(volume.id)
-            result = .success(try await steps(volume: volume, volumeID: volumeID, serverID: serverID, paths: paths, track: track, logger: logger))
+            result = .success(
+                try await steps(volume: volume, volumeID: volumeID, serverID: serverID, paths: paths, track: track, phases: phases, logger: logger))
         } catch {
             result = .failure(BackupError.from(error, resource: "volume \(volume.name.map { "\($0) " } ?? "")(\(volume.id))"))
         }
         // Cleanup runs to its end even after a cancel: detach, delete the volume, delete the snapshot.
-        for failure in await track.undo(with: attacher) {
+        for failure in await phases.time(.cleanup, { await track.undo(with: attacher) }) {
             logger.warning("temporary resource not removed yet (retried at job end)", metadata: ["osb-error": "\(failure)"])
         }
         return result
     }
 
     private func steps(
-        volume: Volume, volumeID: VolumeID, serverID: String?, paths: VolumeNamespacePaths, track: WorkflowTrack, logger: Logger
+        volume: Volume, volumeID: VolumeID, serverID: String?, paths: VolumeNamespacePaths, track: WorkflowTrack, phases: VolumePhaseClock,
+        logger: Logger
     ) async throws -> ScannedVolume {
         let cloud = attacher.cloud
         let journal = attacher.journal
@@ -364,27 +382,33 @@ struct CloudVolumeWorkflow: Sendable {
         let snapshotKey = try journal.record(
             JournalEntry(kind: .snapshot, id: nil, requestTag: snapshotTag, name: name, sourceVolumeID: volume.id))
         track.keys.withLock { $0.append(snapshotKey) }
-        let snapshot = try await storage.createSnapshot(
-            volumeID: volume.id, name: name, description: "osbackup job \(jobID): temporary, deleted after the backup",
-            metadata: tags(snapshotTag))
-        try journal.setID(snapshot.id, for: snapshotKey)
-        _ = try await storage.waitForSnapshot(id: snapshot.id, statuses: ["available"])
+        let snapshot = try await phases.time(.snapshot) {
+            let snapshot = try await storage.createSnapshot(
+                volumeID: volume.id, name: name, description: "osbackup job \(jobID): temporary, deleted after the backup",
+                metadata: tags(snapshotTag))
+            try journal.setID(snapshot.id, for: snapshotKey)
+            _ = try await storage.waitForSnapshot(id: snapshot.id, statuses: ["available"])
+            return snapshot
+        }
 
         // 2. Temporary volume from it, in the caller's (the proxy's) project.
         let volumeTag = UUID().uuidString.lowercased()
         let volumeKey = try journal.record(
             JournalEntry(kind: .volume, id: nil, requestTag: volumeTag, name: name, sourceVolumeID: volume.id))
         track.keys.withLock { $0.append(volumeKey) }
-        let temporary = try await storage.createVolume(
-            VolumeCreateRequest(
-                size: snapshot.size, name: name, description: "osbackup job \(jobID): temporary, deleted after the backup",
-                snapshotID: snapshot.id, metadata: tags(volumeTag)))
-        try journal.setID(temporary.id, for: volumeKey)
-        _ = try await storage.waitForVolume(id: temporary.id, statuses: ["available"])
+        let temporary = try await phases.time(.temporaryVolume) {
+            let temporary = try await storage.createVolume(
+                VolumeCreateRequest(
+                    size: snapshot.size, name: name, description: "osbackup job \(jobID): temporary, deleted after the backup",
+                    snapshotID: snapshot.id, metadata: tags(volumeTag)))
+            try journal.setID(temporary.id, for: volumeKey)
+            _ = try await storage.waitForVolume(id: temporary.id, statuses: ["available"])
+            return temporary
+        }
 
-        // 3. Attach to the proxy, within the attach slots.
+        // 3. Attach to the proxy, within the attach slots (the attacher times the slot wait and the attach).
         let device = try await attacher.attach(
-            volumeID: temporary.id, name: name, requestTag: volumeTag, sourceVolumeID: volume.id, track: track, logger: logger)
+            volumeID: temporary.id, name: name, requestTag: volumeTag, sourceVolumeID: volume.id, track: track, phases: phases, logger: logger)
 
         // 4.–5. Scan into the sink, at the job's read rate, reporting progress.
         let sourceSize = (try? OpenFile.openForReading(device)).flatMap { file in
@@ -403,8 +427,9 @@ struct CloudVolumeWorkflow: Sendable {
             level: request.level, blockSize: request.blockSize, parallelism: request.parallelism, cinderSize: volume.size,
             serverID: serverID)
         do {
-            return try await VolumeScan.run(
-                scanRequest, backupID: BackupID.generate(), state: state, sink: sink, progress: progress, logger: logger)
+            return try await phases.time(.scan) { () async throws(BlockDeltaError) -> ScannedVolume in
+                try await VolumeScan.run(scanRequest, backupID: BackupID.generate(), state: state, sink: sink, progress: progress, logger: logger)
+            }
         } catch {
             throw BackupError.engine(error, resource: "volume \(volume.id)")
         }

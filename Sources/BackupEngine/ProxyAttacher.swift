@@ -17,11 +17,17 @@ struct ProxyAttacher: Sendable {
     let jobID: String
 
     /// Attaches `volumeID` to the proxy and returns its device path. The journal entry and the attach slot
-    /// are recorded in `track`, so ``WorkflowTrack/undo(with:)`` detaches it whatever happens next.
-    func attach(volumeID: String, name: String, requestTag: String, sourceVolumeID: String, track: WorkflowTrack, logger: Logger)
-        async throws -> String
-    {
-        await gate.acquire()
+    /// are recorded in `track`, so ``WorkflowTrack/undo(with:)`` detaches it whatever happens next. With
+    /// `phases`, the waits for a slot and the attach itself (requests, `in-use`, the device) are timed apart.
+    func attach(
+        volumeID: String, name: String, requestTag: String, sourceVolumeID: String, track: WorkflowTrack, phases: VolumePhaseClock? = nil,
+        logger: Logger
+    ) async throws -> String {
+        func timed<Value, Failure: Error>(_ phase: VolumePhase, _ body: () async throws(Failure) -> Value) async throws(Failure) -> Value {
+            if let phases { return try await phases.time(phase, body) }
+            return try await body()
+        }
+        await timed(.attachSlotWait) { await gate.acquire() }
         track.holdsSlot.withLock { $0 = true }
         let attachKey = try journal.record(
             JournalEntry(
@@ -31,7 +37,9 @@ struct ProxyAttacher: Sendable {
         while true {
             let refusal: OpenStackError
             do {
-                _ = try await cloud.compute.attachVolume(serverID: proxyServerID, volumeID: volumeID)
+                _ = try await timed(.attach) { () async throws(OpenStackError) in
+                    try await cloud.compute.attachVolume(serverID: proxyServerID, volumeID: volumeID)
+                }
                 break
             } catch {
                 guard error.status == 403, error.message.lowercased().contains("disk devices") else { throw error }
@@ -46,11 +54,13 @@ struct ProxyAttacher: Sendable {
                     hint: "detach volumes from the proxy or raise max_disk_devices; see docs/operations.md")
             }
             logger.notice("the proxy has no free disk slot: fewer volumes in parallel", metadata: ["osb-error": "\(refusal.message)"])
-            await gate.acquire()
+            await timed(.attachSlotWait) { await gate.acquire() }
             track.holdsSlot.withLock { $0 = true }
         }
-        _ = try await cloud.blockStorage.waitForVolume(id: volumeID, statuses: ["in-use"])
-        let device = try await devices.waitForDevice(volumeID: volumeID)
+        let device = try await timed(.attach) {
+            _ = try await cloud.blockStorage.waitForVolume(id: volumeID, statuses: ["in-use"])
+            return try await devices.waitForDevice(volumeID: volumeID)
+        }
         logger.info("volume attached to the proxy", metadata: ["osb-device": "\(device)", "osb-attached-volume": "\(volumeID)"])
         return device
     }

@@ -50,6 +50,47 @@ struct CloudBackupTests {
         }
     }
 
+    @Test("the report says where each volume's time went (OpenStack steps, attach slot, scan) and the job's totals add them up")
+    func timings() async throws {
+        let delay = 0.1
+        try await withCloudJob(transitionDelay: delay) { running, cloud, directory in
+            let report = try await runJob(request(directory, running, level: .full), cloud, repository: "\(directory)/repo")
+            #expect(report.allSaved && report.volumes.count == 4)
+            for volume in report.volumes {
+                let timings = volume.timings
+                // Each OpenStack step waits for at least one of the emulator's transitions (creating -> available,
+                // attaching -> in-use, detaching -> available).
+                for (step, seconds) in [
+                    ("snapshot", timings.snapshotSeconds), ("temporary volume", timings.temporaryVolumeSeconds),
+                    ("attach", timings.attachSeconds), ("cleanup", timings.cleanupSeconds),
+                ] {
+                    #expect(seconds >= delay, "\(step) of \(volume.volumeID): \(seconds) s")
+                }
+                #expect(timings.scanSeconds > 0)
+                let openStack = timings.snapshotSeconds + timings.temporaryVolumeSeconds + timings.attachSeconds + timings.cleanupSeconds
+                #expect(abs(timings.openStackWaitSeconds - openStack) < 1e-9)
+                #expect(timings.openStackWaitSeconds + timings.attachSlotWaitSeconds + timings.scanSeconds <= volume.seconds + 1e-6, "\(timings), \(volume.seconds) s")
+            }
+            let totals = report.totals
+            #expect(totals.bytesRead == report.volumes.reduce(0) { $0 + $1.bytesRead } && totals.bytesRead > 0)
+            #expect(totals.bytesStored == report.volumes.reduce(0) { $0 + $1.bytesStored })
+            #expect(abs(totals.openStackWaitSeconds - report.volumes.reduce(0) { $0 + $1.timings.openStackWaitSeconds }) < 1e-9)
+            #expect(abs(totals.scanSeconds - report.volumes.reduce(0) { $0 + $1.timings.scanSeconds }) < 1e-9)
+            #expect(totals.volumesSeconds >= report.volumes.map(\.seconds).max()! - 1e-6)
+            #expect(abs(totals.preparationSeconds + totals.volumesSeconds + totals.finishSeconds - totals.seconds) < 1e-6)
+            #expect(totals.preparationSeconds > 0 && totals.finishSeconds > 0)
+
+            let table = report.summaryTable()
+            #expect(table.contains("openstack") && table.contains("scan"), "\(table)")
+            #expect(table.contains("s waiting on OpenStack") && table.contains("MB/s read"), "\(table)")
+            // The JSON report (`backup --json`, the metrics) carries the same fields.
+            let json = String(decoding: try JSONEncoder().encode(report), as: UTF8.self)
+            for key in ["\"timings\"", "\"openStackWaitSeconds\"", "\"attachSlotWaitSeconds\"", "\"scanSeconds\"", "\"totals\"", "\"volumesSeconds\""] {
+                #expect(json.contains(key), "\(key) missing")
+            }
+        }
+    }
+
     @Test("awkward names are path-safe, the .name keeps the original, the .conf holds no secret")
     func namespace() async throws {
         try await withCloudJob { running, cloud, directory in

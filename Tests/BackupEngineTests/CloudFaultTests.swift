@@ -68,6 +68,10 @@ struct CloudFaultTests {
             #expect(outcome.errorKind == .timeout)
             #expect(outcome.error?.contains("disk/by-id/virtio-") == true, "\(outcome.error ?? "")")
             #expect(outcome.error?.contains("--device-directory") == true)
+            // The steps it ran keep their times: the attach waited out the 0.5 s device timeout; no scan ran.
+            #expect(outcome.timings.snapshotSeconds > 0 && outcome.timings.temporaryVolumeSeconds > 0, "\(outcome.timings)")
+            #expect(outcome.timings.attachSeconds >= 0.5, "\(outcome.timings)")
+            #expect(outcome.timings.scanSeconds == 0 && outcome.timings.cleanupSeconds > 0, "\(outcome.timings)")
             #expect(maps(directory).isEmpty, "no map advanced")
             try expectNoDebris(running)
         }

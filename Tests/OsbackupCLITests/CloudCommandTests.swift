@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Testing
 import TestSupport
@@ -229,6 +230,39 @@ struct CloudCommandTests {
             #expect(noProxy.status == 2, "\(noProxy.stderr)")
             #expect(noProxy.stderr.contains("--proxy-server"), "\(noProxy.stderr)")
             #expect(try debris(directory).isEmpty)
+        }
+    }
+
+    @Test("backup --json reports each volume's seconds waiting on OpenStack and scanning, and the job's totals; the table shows them")
+    func jobTimings() async throws {
+        try await withServe { _, directory, environment in
+            // Off the cooperative pool: a job of several seconds must not hold one of its threads (the suite's
+            // other tests sample a running backup from it).
+            let result = try await withCheckedThrowingContinuation { continuation in
+                DispatchQueue.global().async {
+                    continuation.resume(
+                        with: Result {
+                            try osbackupArray(
+                                ["backup", "--to", directory + "/repo", "--state", directory + "/state", "--level", "full", "--parallel", "1", "--json"],
+                                environment: environment)
+                        })
+                }
+            }
+            try #require(result.status == 0, "\(result.stderr)")
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+            let volumes = try #require(report["volumes"] as? [[String: Any]])
+            #expect(volumes.count == 2)
+            for volume in volumes {
+                let timings = try #require(volume["timings"] as? [String: Double], "\(volume)")
+                // snapshot, temporary volume, attach (two transitions) and detach each wait out 0.4 s transitions.
+                #expect(timings["openStackWaitSeconds"] ?? 0 >= 4 * 0.4, "\(timings)")
+                #expect(timings["scanSeconds"] ?? 0 > 0, "\(timings)")
+                #expect(timings["openStackWaitSeconds"]! + timings["scanSeconds"]! <= (volume["seconds"] as? Double ?? 0) + 1e-6)
+            }
+            let totals = try #require(report["totals"] as? [String: Any])
+            #expect(totals["bytesRead"] as? Int == 32 << 20, "\(totals)")
+            #expect((totals["seconds"] as? Double ?? 0) >= (totals["volumesSeconds"] as? Double ?? .infinity))
+            #expect(result.stderr.contains("openstack") && result.stderr.contains("s waiting on OpenStack"), "\(result.stderr)")
         }
     }
 
