@@ -112,7 +112,7 @@ private final class PipelineState<Slot: AnyObject & Sendable>: @unchecked Sendab
     /// Whether worked chunks are placed and written before they complete.
     private let placesOutput: Bool
     /// Worked chunks waiting for the chunks before them to be placed, with their output sizes.
-    private var worked: [Int: (slot: Slot, size: UInt64)] = [:]
+    private var awaitingPlacement: [Int: (slot: Slot, size: UInt64)] = [:]
     /// The next chunk to place, and the offset it gets: the output sizes of every chunk before it.
     private var nextPlace = 0
     private var placedBytes: UInt64 = 0
@@ -154,8 +154,8 @@ private final class PipelineState<Slot: AnyObject & Sendable>: @unchecked Sendab
     /// Records a worked chunk's output size and places every chunk that can now be placed, in order.
     func worked(_ chunk: Int, _ slot: Slot, outputSize: UInt64) {
         condition.lock()
-        worked[chunk] = (slot, outputSize)
-        while let next = worked.removeValue(forKey: nextPlace) {
+        awaitingPlacement[chunk] = (slot, outputSize)
+        while let next = awaitingPlacement.removeValue(forKey: nextPlace) {
             writable.append((nextPlace, next.slot, placedBytes))
             placedBytes += next.size
             nextPlace += 1
