@@ -27,6 +27,8 @@ public struct CloudBackupRequest: Sendable {
     public var mapDirectory: String?
     /// The cap on the job's read rate over all its volumes (`--bwlimit`), if any.
     public var readRateLimiter: ReadRateLimiter?
+    /// When the attached volumes are read with `O_DIRECT` (by default: they are block devices, so yes).
+    public var directIO: DirectIOMode
     /// Told after every chunk of every volume how far its scan has come (progress bars).
     public var progress: (@Sendable (VolumeProgress) -> Void)?
 
@@ -34,7 +36,8 @@ public struct CloudBackupRequest: Sendable {
     public init(
         selection: TargetSelection, level: BackupLevel, stateDirectory: String, proxyServerID: String,
         devices: DeviceLocator = .init(), parallel: Int = 4, parallelism: ParallelIOConfiguration = .init(workerCount: 2),
-        blockSize: Int? = nil, readRateLimiter: ReadRateLimiter? = nil, progress: (@Sendable (VolumeProgress) -> Void)? = nil
+        blockSize: Int? = nil, readRateLimiter: ReadRateLimiter? = nil, directIO: DirectIOMode = .automatic,
+        progress: (@Sendable (VolumeProgress) -> Void)? = nil
     ) {
         self.selection = selection
         self.level = level
@@ -45,6 +48,7 @@ public struct CloudBackupRequest: Sendable {
         self.parallelism = parallelism
         self.blockSize = blockSize
         self.readRateLimiter = readRateLimiter
+        self.directIO = directIO
         self.progress = progress
     }
 }
@@ -424,8 +428,8 @@ struct CloudVolumeWorkflow: Sendable {
         }
         let scanRequest = VolumeScanRequest(
             sourcePath: device, sourceDescription: "cinder:\(volume.id)", volumeID: volumeID, paths: paths,
-            level: request.level, blockSize: request.blockSize, parallelism: request.parallelism, cinderSize: volume.size,
-            serverID: serverID)
+            level: request.level, blockSize: request.blockSize, directIO: request.directIO, parallelism: request.parallelism,
+            cinderSize: volume.size, serverID: serverID)
         do {
             return try await phases.time(.scan) { () async throws(BlockDeltaError) -> ScannedVolume in
                 try await VolumeScan.run(scanRequest, backupID: BackupID.generate(), state: state, sink: sink, progress: progress, logger: logger)

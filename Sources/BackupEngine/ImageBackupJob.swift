@@ -17,8 +17,8 @@ public struct ImageBackupRequest: Sendable {
     public var blockSize: Int?
     /// The volume id (nil: derived from the source's absolute path).
     public var volumeID: String?
-    /// Whether to read the source with `O_DIRECT`.
-    public var directIO: Bool
+    /// When to read the source with `O_DIRECT` (by default when it is a block device).
+    public var directIO: DirectIOMode
     /// Threads and chunk sizes.
     public var parallelism: ParallelIOConfiguration
     /// How the data file is stored in the repository.
@@ -27,7 +27,7 @@ public struct ImageBackupRequest: Sendable {
     /// Creates a request.
     public init(
         source: String, stateDirectory: String, repositoryDirectory: String, level: BackupLevel = .incremental,
-        blockSize: Int? = nil, volumeID: String? = nil, directIO: Bool = false,
+        blockSize: Int? = nil, volumeID: String? = nil, directIO: DirectIOMode = .automatic,
         parallelism: ParallelIOConfiguration = .init(), dataEncoding: DataEncoding = .directoryDefault
     ) {
         self.source = source

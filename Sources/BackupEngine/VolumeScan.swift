@@ -18,8 +18,8 @@ public struct VolumeScanRequest: Sendable {
     public var level: BackupLevel
     /// The block size asked for (nil: keep the maps', else the default).
     public var blockSize: Int?
-    /// Whether to read with `O_DIRECT`.
-    public var directIO: Bool
+    /// When to read with `O_DIRECT` (by default on block devices).
+    public var directIO: DirectIOMode
     /// Threads and chunk sizes.
     public var parallelism: ParallelIOConfiguration
     /// Cinder's size in GiB, recorded for restores.
@@ -30,7 +30,7 @@ public struct VolumeScanRequest: Sendable {
     /// Creates a request.
     public init(
         sourcePath: String, sourceDescription: String, volumeID: VolumeID, paths: VolumeNamespacePaths,
-        level: BackupLevel, blockSize: Int? = nil, directIO: Bool = false, parallelism: ParallelIOConfiguration = .init(),
+        level: BackupLevel, blockSize: Int? = nil, directIO: DirectIOMode = .automatic, parallelism: ParallelIOConfiguration = .init(),
         cinderSize: Int? = nil, serverID: String? = nil
     ) {
         self.sourcePath = sourcePath

@@ -1,9 +1,8 @@
-/// Writes one format file front to back: header, records, trailer; buffered, with the running checksum.
+/// Writes one format file front to back: header, records, trailer; buffered, with the running checksum
+/// over the header, the records and the count.
 ///
-/// For every kind but ``FormatKind/blockData`` the checksum covers the header, the records and the count.
-/// Block data is not hashed a second time: its checksum covers the header, the SHA-256 digest of each
-/// block it holds (fed with ``addDigestToChecksum(_:)``) and the count, which binds it to its digest list
-/// while each block is verified against that list on read.
+/// Block data files, whose checksum covers the blocks' digests instead of their bytes and whose records
+/// are written at offsets by several threads, have their own writer: ``BlockDataFileWriter``.
 public final class FormatFileWriter {
     /// Where the file is written.
     public let path: String
@@ -22,6 +21,7 @@ public final class FormatFileWriter {
 
     /// Creates (or replaces) the file at `path` and writes the header.
     public init(path: String, header: FormatHeader) throws(BlockDeltaError) {
+        precondition(header.kind != .blockData, "block data has its own writer, BlockDataFileWriter")
         self.path = path
         self.header = header
         file = try OpenFile.openForWriting(path, create: true, truncate: true)
@@ -37,7 +37,7 @@ public final class FormatFileWriter {
 
     /// Appends record bytes.
     public func append(_ bytes: UnsafeRawBufferPointer) throws(BlockDeltaError) {
-        if header.kind != .blockData { checksum.update(bytes) }
+        checksum.update(bytes)
         contentBytes += UInt64(bytes.count)
         if bytes.count >= Self.bufferSize / 2 {
             try flush()
@@ -51,12 +51,6 @@ public final class FormatFileWriter {
     /// Appends one digest record.
     public func append(_ digest: BlockDigest) throws(BlockDeltaError) {
         try digest.withEncodedBytes { bytes throws(BlockDeltaError) in try append(bytes) }
-    }
-
-    /// Feeds the digest of a block this block-data file holds into its checksum.
-    public func addDigestToChecksum(_ digest: BlockDigest) {
-        precondition(header.kind == .blockData)
-        digest.withEncodedBytes { checksum.update($0) }
     }
 
     /// Writes the trailer, flushes, syncs and closes the file; returns the file's size.

@@ -50,15 +50,22 @@ public struct VolumeBackupFiles: Hashable, Sendable {
 ///
 /// Blocks must arrive in increasing order. Nothing is valid until ``finish()`` returns: on an error,
 /// call ``abandon()`` and discard the files.
+///
+/// Block data goes in one of two ways: ``appendData(firstBlock:digests:bytes:compressedFrame:)`` writes the
+/// bytes itself, in order; or the bytes are written elsewhere through ``dataPlacement`` (the scan's workers,
+/// in parallel) and ``recordPlacedData(firstBlock:digests:byteCount:)`` with ``recordStoredBytes(_:at:)``
+/// record them here, in order. Both give the same files.
 public final class VolumeBackupWriter {
     private let regions: FormatFileWriter
     private let digests: FormatFileWriter
-    private let data: FormatFileWriter
+    private let data: BlockDataFileWriter
     private let geometry: VolumeGeometry
     private var pending: Region?
     private var nextBlock: UInt64 = 0
     /// Totals so far.
     public private(set) var summary = RegionSummary()
+    /// Bytes of block data stored so far: the data bytes, or for a framed file its frames.
+    public private(set) var storedBytes: UInt64 = 0
 
     /// Creates the three files with their headers; the data file has `dataLayout` (framed data holds
     /// the compressed frames given to ``appendData(firstBlock:digests:bytes:compressedFrame:)``).
@@ -68,12 +75,16 @@ public final class VolumeBackupWriter {
         geometry = descriptor.geometry
         regions = try FormatFileWriter(path: files.regions, header: FormatHeader(kind: .regionList, descriptor: descriptor))
         digests = try FormatFileWriter(path: files.digests, header: FormatHeader(kind: .digestList, descriptor: descriptor))
-        data = try FormatFileWriter(
+        data = try BlockDataFileWriter(
             path: files.data, header: FormatHeader(kind: .blockData, descriptor: descriptor, layout: dataLayout))
     }
 
-    /// Bytes of block data stored so far: the data bytes, or for a framed file its frames.
-    public var storedBytes: UInt64 { data.contentBytes }
+    /// The layout of the data file.
+    public var dataLayout: BlockDataLayout { data.header.layout }
+
+    /// Writes block data at offsets after the data file's header, from any thread: the bytes that
+    /// ``recordPlacedData(firstBlock:digests:byteCount:)`` and ``recordStoredBytes(_:at:)`` then record.
+    public var dataPlacement: BlockDataPlacement { data.placement }
 
     /// Records `digests.count` consecutive data blocks starting at `firstBlock`, with their bytes.
     ///
@@ -86,14 +97,11 @@ public final class VolumeBackupWriter {
     ) throws(BlockDeltaError) {
         let count = UInt64(blockDigests.count)
         precondition(count > 0 && bytes.count == Int(geometry.byteCount(ofBlocks: firstBlock, count: count)))
-        try extend(firstBlock: firstBlock, count: count, kind: .data)
-        for digest in blockDigests {
-            try digests.append(digest)
-            data.addDigestToChecksum(digest)
-        }
+        var words = [UInt8]()
+        var payloads: [UnsafeRawBufferPointer] = []
         switch data.header.layout {
         case .contiguous:
-            try data.append(bytes)
+            payloads = [bytes]
         case .framed:
             var start = 0
             for index in 0..<Int(count) {
@@ -102,15 +110,52 @@ public final class VolumeBackupWriter {
                 let payload = frame ?? UnsafeRawBufferPointer(rebasing: bytes[start..<(start + blockBytes)])
                 let word = BlockFrameWord(storedLength: payload.count, isCompressed: frame != nil)
                 precondition(word.fits(blockBytes: blockBytes), "a zstd frame must be shorter than its block")
-                var wordBytes = [UInt8]()
-                wordBytes.appendLittleEndian(word.encoded)
-                try wordBytes.withBytes { bytes throws(BlockDeltaError) in try data.append(bytes) }
-                try data.append(payload)
+                words.appendLittleEndian(word.encoded)
+                payloads.append(payload)
                 start += blockBytes
             }
         }
+        let offset = storedBytes
+        let stored = try words.withBytes { wordBytes throws(BlockDeltaError) -> UInt64 in
+            // In a framed file each payload follows its block's frame word.
+            let parts =
+                wordBytes.isEmpty
+                ? payloads
+                : payloads.indices.flatMap { index in
+                    [UnsafeRawBufferPointer(rebasing: wordBytes[(index * BlockFrameWord.size)..<((index + 1) * BlockFrameWord.size)]), payloads[index]]
+                }
+            try data.placement.write(parts, atRecordOffset: offset)
+            return parts.reduce(0) { $0 + UInt64($1.count) }
+        }
+        try recordPlacedData(firstBlock: firstBlock, digests: blockDigests, byteCount: UInt64(bytes.count))
+        try recordStoredBytes(stored, at: offset)
+    }
+
+    /// Records `digests.count` consecutive data blocks starting at `firstBlock` holding `byteCount` bytes
+    /// (uncompressed), whose stored bytes were written through ``dataPlacement``.
+    public func recordPlacedData(
+        firstBlock: UInt64, digests blockDigests: some Collection<BlockDigest>, byteCount: UInt64
+    ) throws(BlockDeltaError) {
+        let count = UInt64(blockDigests.count)
+        precondition(count > 0 && byteCount == geometry.byteCount(ofBlocks: firstBlock, count: count))
+        try extend(firstBlock: firstBlock, count: count, kind: .data)
+        for digest in blockDigests {
+            try digests.append(digest)
+            data.addDigestToChecksum(digest)
+        }
         summary.dataBlocks += count
-        summary.dataBytes += UInt64(bytes.count)
+        summary.dataBytes += byteCount
+    }
+
+    /// Records `count` bytes of block data written through ``dataPlacement`` at record offset `offset`,
+    /// which must be where the bytes stored so far end: the data file holds no gap and no overlap.
+    public func recordStoredBytes(_ count: UInt64, at offset: UInt64) throws(BlockDeltaError) {
+        guard offset == storedBytes else {
+            throw .failed(
+                path: data.path, "block data placed at record offset \(offset) where \(storedBytes) bytes are stored",
+                hint: "this is a bug in osbackup; report it with the log")
+        }
+        storedBytes += count
     }
 
     /// Records `count` consecutive blocks that read as zeros.
@@ -154,7 +199,8 @@ public final class VolumeBackupWriter {
             try write(region)
             pending = nil
         }
-        try data.finish(recordCount: data.header.layout == .contiguous ? summary.dataBytes : data.contentBytes)
+        precondition(data.header.layout == .framed || storedBytes == summary.dataBytes, "raw data stored as recorded")
+        try data.finish(recordCount: storedBytes)
         try digests.finish(recordCount: summary.dataBlocks)
         try regions.finish(recordCount: summary.regionCount)
         return summary

@@ -126,6 +126,58 @@ public final class OpenFile: Sendable {
         }
     }
 
+    /// Writes every byte of `parts`, one after the other, starting at `offset`: one `pwritev` per 1 024
+    /// parts (the kernel's limit), looping over short writes. Safe from several threads at once for
+    /// ranges that do not overlap.
+    public func write(gathering parts: [UnsafeRawBufferPointer], at offset: UInt64) throws(BlockDeltaError) {
+        var vectors = parts.filter { !$0.isEmpty }.map {
+            iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count)
+        }
+        var position = offset
+        var first = 0
+        while first < vectors.count {
+            let count = min(vectors.count - first, Self.maximumWriteVectors)
+            let result = vectors.withUnsafeBufferPointer { all in
+                pwritev(descriptor, all.baseAddress! + first, Int32(count), off_t(position))
+            }
+            if result < 0 {
+                if errno == EINTR { continue }
+                throw .io("write at byte \(position)", path: path, errno: errno)
+            }
+            position += UInt64(result)
+            // Skip the vectors written whole; the first one written in part is trimmed.
+            var written = result
+            while written > 0, first < vectors.count, written >= vectors[first].iov_len {
+                written -= vectors[first].iov_len
+                first += 1
+            }
+            if written > 0 {
+                vectors[first].iov_base += written
+                vectors[first].iov_len -= written
+            }
+        }
+    }
+
+    /// The most parts one `pwritev` takes (`IOV_MAX` on Linux).
+    static let maximumWriteVectors = 1024
+
+    /// The first offset at or after `offset` that holds data (`SEEK_DATA`), or nil when only holes follow
+    /// up to the end of the file.
+    public func nextData(from offset: UInt64) throws(BlockDeltaError) -> UInt64? {
+        let result = osb_seek_data(descriptor, offset)
+        if result >= 0 { return UInt64(result) }
+        if errno == ENXIO { return nil }
+        throw .io("seek for data from byte \(offset)", path: path, errno: errno)
+    }
+
+    /// The first offset at or after `offset` that lies in a hole (`SEEK_HOLE`); the end of the file counts
+    /// as one.
+    public func nextHole(from offset: UInt64) throws(BlockDeltaError) -> UInt64 {
+        let result = osb_seek_hole(descriptor, offset)
+        guard result >= 0 else { throw .io("seek for a hole from byte \(offset)", path: path, errno: errno) }
+        return UInt64(result)
+    }
+
     /// Sets the file length (regular files only).
     public func truncate(to length: UInt64) throws(BlockDeltaError) {
         guard ftruncate(descriptor, off_t(length)) == 0 else { throw .io("ftruncate", path: path, errno: errno) }

@@ -28,3 +28,7 @@ int osb_ioprio_set(int tid, int ioclass, int level) {
 }
 
 void osb_set_thread_name(const char *name) { pthread_setname_np(pthread_self(), name); }
+
+int64_t osb_seek_data(int fd, uint64_t offset) { return (int64_t)lseek(fd, (off_t)offset, SEEK_DATA); }
+
+int64_t osb_seek_hole(int fd, uint64_t offset) { return (int64_t)lseek(fd, (off_t)offset, SEEK_HOLE); }

@@ -39,6 +39,17 @@ struct BackupCommand: AsyncParsableCommand {
     @Option(help: "I/O class of the job: idle, best-effort[:0-7] or realtime[:0-7], as ionice(1).")
     var ionice: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "How a repository stores block data: none, zstd or zstd:LEVEL (default: \(DataEncoding.directoryDefault)).",
+            discussion: "A tar stream (--to -) carries raw data: compress the stream itself (| zstd)."))
+    var compression: String?
+
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Read the attached volumes with O_DIRECT, bypassing the proxy's page cache (default: on, for block devices).")
+    var directIO: Bool?
+
     @Flag(help: "Print the job report as JSON on standard output.")
     var json = false
 
@@ -61,6 +72,17 @@ struct BackupCommand: AsyncParsableCommand {
             signal(SIGPIPE, SIG_IGN)
         }
         guard parallel >= 1 else { throw ValidationError("--parallel must be at least 1") }
+        let dataEncoding: DataEncoding
+        do {
+            dataEncoding = try DataEncoding(parsing: compression ?? "\(DataEncoding.directoryDefault)")
+        } catch {
+            throw ValidationError(error.description)
+        }
+        if streams, let compression, dataEncoding != .raw {
+            throw ValidationError(
+                "--compression \(compression): a tar stream (--to -) carries raw block data; compress the stream instead (| zstd)")
+        }
+        let directIO: DirectIOMode = self.directIO.map { $0 ? .always : .never } ?? .automatic
         let selection = try targets.selection()
         let limiter = try bwlimit.map { ReadRateLimiter(bytesPerSecond: try ReadRateLimiter.parse($0)) }
         if let nice, !(-20...19).contains(nice) { throw ValidationError("--nice must be -20 to 19") }
@@ -91,13 +113,13 @@ struct BackupCommand: AsyncParsableCommand {
                 let sink: any BackupSink = if streams {
                     try TarSink(descriptor: STDOUT_FILENO, outputName: "standard output", spoolDirectory: "\(proxy.state)/spool", jobID: jobID, logger: logger)
                 } else {
-                    try DirectorySink(repository: BackupRepository(directory: to, create: true), jobID: jobID)
+                    try DirectorySink(repository: BackupRepository(directory: to, create: true), jobID: jobID, dataEncoding: dataEncoding)
                 }
                 return try await CloudBackupJob.run(
                     CloudBackupRequest(
                         selection: selection, level: level, stateDirectory: proxy.state, proxyServerID: proxyID,
                         devices: proxy.devices(configuration: configuration), parallel: parallel, readRateLimiter: limiter,
-                        progress: progress),
+                        directIO: directIO, progress: progress),
                     cloud: services, sink: sink, jobID: jobID, logger: logger)
             }
             }

@@ -33,8 +33,10 @@ struct ImageCommand: ParsableCommand {
         @Option(help: "Volume id to record (default: derived from the source's absolute path).")
         var volumeID: String?
 
-        @Flag(help: "Read the source with O_DIRECT (bypass the page cache).")
-        var directIO = false
+        @Flag(
+            inversion: .prefixedNo,
+            help: "Read the source with O_DIRECT, bypassing the page cache (default: on block devices, not on files).")
+        var directIO: Bool?
 
         @Option(help: "Reader/hasher threads (default: one per core).")
         var threads: Int?
@@ -56,7 +58,7 @@ struct ImageCommand: ParsableCommand {
             let outcome = try ImageBackupJob.backup(
                 ImageBackupRequest(
                     source: source, stateDirectory: state, repositoryDirectory: to, level: level, blockSize: blockSize,
-                    volumeID: volumeID, directIO: directIO, parallelism: ParallelIOConfiguration(workerCount: threads),
+                    volumeID: volumeID, directIO: directIO.map { $0 ? .always : .never } ?? .automatic, parallelism: ParallelIOConfiguration(workerCount: threads),
                     dataEncoding: dataEncoding),
                 logger: logger)
             let manifest = outcome.record

@@ -7,7 +7,7 @@ import TestSupport
 /// The engine on real loop block devices: size by ioctl, O_DIRECT reads, restore onto a device.
 @Suite("Loop block devices", .enabled(if: LoopDevice.isAvailable, "needs root and losetup"))
 struct BlockDeviceTests {
-    @Test("back up a loop device with O_DIRECT, change it, back up again, restore onto another device")
+    @Test("back up a loop device (O_DIRECT by default), change it, back up again, restore onto another device")
     func deviceRoundTrip() throws {
         try withTemporaryDirectory { directory in
             var generator = SeededGenerator(seed: 31)
@@ -21,7 +21,7 @@ struct BlockDeviceTests {
                 try ImageBackupJob.backup(
                     ImageBackupRequest(
                         source: source.path, stateDirectory: "\(directory)/state", repositoryDirectory: "\(directory)/repo",
-                        level: level, blockSize: 65536, volumeID: "loop-volume", directIO: true),
+                        level: level, blockSize: 65536, volumeID: "loop-volume"),
                     logger: testLogger
                 ).record
             }

@@ -14,18 +14,40 @@ func scan(
 ) throws -> (files: VolumeBackupFiles, map: String, result: DeltaScanResult) {
     let sourcePath = "\(directory)/source.img"
     try DiskImage.write(content, to: sourcePath)
+    return try scan(
+        source: BlockSource(path: sourcePath, logger: testLogger), in: directory, name: name, blockSize: blockSize,
+        backupID: backupID, reference: reference, level: level, encoding: encoding, configuration: configuration)
+}
+
+/// Backs up `source` as one backup into `directory/name.*`, comparing with `reference`.
+func scan(
+    source: BlockSource, in directory: String, name: String, blockSize: Int, backupID: BackupID = .generate(),
+    reference: HashMapReader? = nil, level: BackupLevel? = nil, encoding: DataEncoding = .raw,
+    configuration: ParallelIOConfiguration = ParallelIOConfiguration(chunkSize: 64 << 10, workerCount: 2)
+) throws -> (files: VolumeBackupFiles, map: String, result: DeltaScanResult) {
     let level = level ?? (reference == nil ? .full : .incremental)
     let descriptor = try BackupDescriptor(
-        geometry: VolumeGeometry(blockSize: blockSize, volumeSize: UInt64(content.count)), backupID: backupID,
+        geometry: VolumeGeometry(blockSize: blockSize, volumeSize: source.size), backupID: backupID,
         parentID: reference?.descriptor.backupID, fullID: reference?.descriptor.fullID ?? backupID, level: level,
         volumeID: "test-volume")
     let files = VolumeBackupFiles(
         regions: "\(directory)/\(name).bmp", digests: "\(directory)/\(name).bmpsha", data: "\(directory)/\(name).bvmdk")
     let map = "\(directory)/\(name).map"
     let result = try DeltaScanner.scan(
-        source: BlockSource(path: sourcePath, logger: testLogger), descriptor: descriptor, reference: reference,
+        source: source, descriptor: descriptor, reference: reference,
         files: files, dataEncoding: encoding, newMapPath: map, configuration: configuration, logger: testLogger)
     return (files, map, result)
+}
+
+/// Whether two backups' files (region list, digest list, data, new map) hold the same bytes.
+func sameFiles(
+    _ left: (files: VolumeBackupFiles, map: String, result: DeltaScanResult),
+    _ right: (files: VolumeBackupFiles, map: String, result: DeltaScanResult)
+) throws -> Bool {
+    for (one, other) in zip(left.files.all + [left.map], right.files.all + [right.map]) {
+        guard try DiskImage.read(one) == DiskImage.read(other) else { return false }
+    }
+    return true
 }
 
 /// The blocks whose content differs between `old` and `new` (all blocks past the end of `old`).

@@ -323,4 +323,57 @@ struct CloudCommandTests {
             #expect(cleanup.status == 0, "\(cleanup.stderr)")
         }
     }
+
+    /// The volume records of every job manifest in `repository`, with the format version of each data file.
+    private func storedVolumes(_ repository: String) throws -> [(record: [String: Any], dataVersion: UInt16)] {
+        var found: [(record: [String: Any], dataVersion: UInt16)] = []
+        for job in try FileManager.default.contentsOfDirectory(atPath: repository) {
+            let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(repository)/\(job)/manifest.json")))
+            for volume in (manifest as? [String: Any])?["volumes"] as? [[String: Any]] ?? [] {
+                let header = try DiskImage.read("\(repository)/\(job)/\(volume["dataFile"] as? String ?? "")")
+                found.append((volume, UInt16(header[8]) | UInt16(header[9]) << 8))
+            }
+        }
+        return found
+    }
+
+    @Test("backup --compression none stores raw data files, the default zstd frames; a tar stream refuses compression")
+    func compressionOption() async throws {
+        try await withServe { _, directory, environment in
+            let common = ["--level", "full", "--parallel", "2"]
+            let raw = try osbackupArray(
+                ["backup", "--to", directory + "/raw", "--state", directory + "/state-raw", "--compression", "none"] + common,
+                environment: environment)
+            #expect(raw.status == 0, "\(raw.stderr)")
+            let rawVolumes = try storedVolumes(directory + "/raw")
+            #expect(rawVolumes.count == 2)
+            for (record, version) in rawVolumes {
+                #expect(version == 1)
+                #expect(record["storedBytes"] as? Int == record["dataBytes"] as? Int)
+            }
+
+            let framed = try osbackupArray(
+                ["backup", "--to", directory + "/framed", "--state", directory + "/state-framed"] + common, environment: environment)
+            #expect(framed.status == 0, "\(framed.stderr)")
+            let framedVolumes = try storedVolumes(directory + "/framed")
+            #expect(framedVolumes.count == 2)
+            for (record, version) in framedVolumes {
+                #expect(version == 2)
+                // Random data does not shrink: every block is a raw frame, its word and its bytes.
+                let dataBytes = try #require(record["dataBytes"] as? Int)
+                let dataBlocks = try #require(record["dataBlocks"] as? Int)
+                #expect(record["storedBytes"] as? Int == dataBytes + 4 * dataBlocks)
+            }
+
+            let stream = try osbackupArray(
+                ["backup", "--to", "-", "--state", directory + "/state-stream", "--compression", "zstd"] + common, environment: environment)
+            #expect(stream.status == 2, "\(stream.stderr)")
+            #expect(stream.stderr.contains("tar stream") && stream.stderr.contains("| zstd"), "\(stream.stderr)")
+            let unknown = try osbackupArray(
+                ["backup", "--to", directory + "/x", "--state", directory + "/state-x", "--compression", "lz4"] + common,
+                environment: environment)
+            #expect(unknown.status == 2 && unknown.stderr.contains("unknown compression 'lz4'"), "\(unknown.stderr)")
+            #expect(try debris(directory).isEmpty)
+        }
+    }
 }

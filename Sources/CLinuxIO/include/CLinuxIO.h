@@ -24,4 +24,12 @@ int osb_ioprio_set(int tid, int ioclass, int level);
 /// Names the calling thread (at most 15 bytes are kept), as /proc/<pid>/task/<tid>/comm and top show it.
 void osb_set_thread_name(const char *name);
 
+/// The first offset at or after `offset` that holds data (lseek SEEK_DATA). Returns it, or -1 with errno
+/// set: ENXIO when only holes follow `offset`, EINVAL where the file system cannot say.
+int64_t osb_seek_data(int fd, uint64_t offset);
+
+/// The first offset at or after `offset` that is in a hole (lseek SEEK_HOLE; the end of the file counts as
+/// one). Returns it, or -1 with errno set.
+int64_t osb_seek_hole(int fd, uint64_t offset);
+
 #endif
