@@ -1,14 +1,3 @@
-/// Where a pass writes: the target file or device, and whether its zero extents need writing.
-struct RestoreTarget: Sendable {
-    /// The open target.
-    let file: OpenFile
-    /// Whether the target is a block device (zero ranges are zeroed with `BLKZEROOUT` rather than punched).
-    let isBlockDevice: Bool
-    /// Whether zero extents are written: the target's old contents are not trusted. A new sparse file
-    /// already reads as zeros there and keeps its holes.
-    let writesZeroExtents: Bool
-}
-
 /// The reusable buffers of one chunk of a pass, and what its worker did.
 ///
 /// Owned by one thread at a time, handed over under the pipeline's lock (the `@unchecked Sendable`
@@ -50,7 +39,8 @@ final class RestoreSlot: @unchecked Sendable {
 /// the workers read contiguous data with `pread` at computed offsets, decompress, hash and compare, then
 /// `pwrite` at the blocks' fixed offsets (or zero their ranges), all in parallel; the ordered consumer adds
 /// up the counts and checks for a cancel. Blocks of different chunks never overlap, so the writes need no
-/// order. At most `chunksInFlight` chunks are in memory.
+/// order. At most `chunksInFlight` chunks are in memory. A target written with `O_DIRECT` gets twice the
+/// workers: a direct `pwrite` waits for the disk, and while half of them wait the others keep the cores busy.
 struct ChainPass {
     /// The opened chain, oldest first.
     let readers: [VolumeBackupReader]
@@ -78,13 +68,15 @@ struct ChainPass {
         let planner = ChunkPlanner(source: try makeSource(), dataBlocksPerChunk: blocksPerChunk, zeroBlocksPerChunk: zeroBlocksPerChunk)
         let frameReaders = readers.map { $0.data.header.layout == .framed ? FrameReader(backup: $0) : nil }
         let framed = frameReaders.contains { $0 != nil }
-        let slots = (0..<min(configuration.chunksInFlight, max(totals.chunks, configuration.workerCount))).map { _ in
+        let workerCount = target?.writesDirectly == true ? 2 * configuration.workerCount : configuration.workerCount
+        let slotCount = min(max(configuration.chunksInFlight, workerCount + 2), max(totals.chunks, workerCount))
+        let slots = (0..<slotCount).map { _ in
             RestoreSlot(blocks: blocksPerChunk, blockSize: blockSize, framed: framed)
         }
         let pass = self
         var result = ChainApplyResult()
         try OrderedPipeline.run(
-            chunkCount: totals.chunks, workerCount: configuration.workerCount, slots: slots,
+            chunkCount: totals.chunks, workerCount: workerCount, slots: slots,
             makeWorker: { framed ? BlockDecompressor() : nil },
             load: { _, slot throws(BlockDeltaError) in
                 guard let plan = try planner.next() else {
@@ -139,8 +131,7 @@ struct ChainPass {
             guard case .data(let backup, let firstDataBlock) = extent.source else {
                 if let target {
                     let length = newest.byteCount(ofBlocks: extent.firstBlock, count: extent.blockCount)
-                    try target.file.zeroRange(
-                        at: newest.offset(ofBlock: extent.firstBlock), length: length, isBlockDevice: target.isBlockDevice)
+                    try target.zeroRange(at: newest.offset(ofBlock: extent.firstBlock), length: length)
                     slot.counts.zeroedBytes += length
                 }
                 continue
@@ -153,7 +144,7 @@ struct ChainPass {
                 if length > bytes {
                     UnsafeMutableRawBufferPointer(rebasing: slot.data[(start + bytes)..<(start + length)]).initializeMemory(as: UInt8.self, repeating: 0)
                 }
-                try target.file.write(
+                try target.write(
                     UnsafeRawBufferPointer(rebasing: slot.data[start..<(start + length)]), at: newest.offset(ofBlock: extent.firstBlock))
                 slot.counts.writtenBytes += UInt64(length)
             }

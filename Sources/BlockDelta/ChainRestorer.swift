@@ -43,8 +43,9 @@ public struct ChainApplyResult: Sendable {
 /// A restore first merges the chain's region lists into its index (``ChainIndex``: for each block, the
 /// backup that holds its newest version, or zeros), without reading data. Then every stored block it needs
 /// is read once, checked against its `.bmpsha` digest (after it is decompressed, for framed data), and
-/// written at its offset, by several workers at once (``ChainPass``); blocks that a newer backup replaced
-/// are never read. Files are written sparse: zero ranges stay holes. One `fsync` ends the restore.
+/// written at its offset, by several workers at once (`ChainPass`), with `O_DIRECT` where the target
+/// allows it (`RestoreTarget`); blocks that a newer backup replaced are never read. Files are written
+/// sparse: zero ranges stay holes. One `fsync` ends the restore.
 public enum ChainRestorer {
     /// Opens and checks the frames of every backup of `chain` and that they form a chain: the first is a
     /// Full, each next one's parent is the one before, all share one volume, block size and Full.
@@ -108,18 +109,28 @@ public enum ChainRestorer {
             _ = try existing.size()  // refuses a directory or anything else that is not a file or device
         }
         let partial = target + ".osbackup-partial"
-        let file = try OpenFile.openForWriting(partial, create: true, truncate: true)
+        let created = try OpenFile.openForWriting(partial, create: true, truncate: true)
         do throws(BlockDeltaError) {
-            try file.truncate(to: volumeSize)
-            let output = RestoreTarget(file: file, isBlockDevice: false, writesZeroExtents: false)
-            let result = try write(readers, to: output, configuration: configuration, control: control)
-            try file.sync()
-            try file.close()
-            guard rename(partial, target) == 0 else { throw .io("rename to \(target)", path: partial, errno: errno) }
-            try syncDirectory(parentDirectory(of: target))
-            return result
+            try created.truncate(to: volumeSize)
+            try created.close()
         } catch {
-            try? file.close()
+            try? created.close()
+            unlink(partial)
+            throw error
+        }
+        do throws(BlockDeltaError) {
+            let output = try RestoreTarget(path: partial, isBlockDevice: false, writesZeroExtents: false, logger: logger)
+            do throws(BlockDeltaError) {
+                let result = try write(readers, to: output, configuration: configuration, control: control)
+                try output.syncAndClose()
+                guard rename(partial, target) == 0 else { throw .io("rename to \(target)", path: partial, errno: errno) }
+                try syncDirectory(parentDirectory(of: target))
+                return result
+            } catch {
+                output.abandon()
+                throw error
+            }
+        } catch {
             unlink(partial)
             throw error
         }
@@ -156,15 +167,13 @@ public enum ChainRestorer {
         }
         logger.info("verifying the chain before overwriting the target", metadata: ["osb-target": "\(target)"])
         _ = try write(readers, to: nil, configuration: configuration, control: control)
-        let file = try OpenFile.openForWriting(target, create: false)
+        let output = try RestoreTarget(path: target, isBlockDevice: isBlockDevice, writesZeroExtents: true, logger: logger)
         do throws(BlockDeltaError) {
-            let output = RestoreTarget(file: file, isBlockDevice: isBlockDevice, writesZeroExtents: true)
             let result = try write(readers, to: output, configuration: configuration, control: control)
-            try file.sync()
-            try file.close()
+            try output.syncAndClose()
             return result
         } catch {
-            try? file.close()
+            output.abandon()
             throw error
         }
     }
