@@ -16,9 +16,10 @@
 ///
 /// Every block is *block size* bytes uncompressed, except the volume's last block when it is short; the
 /// digest list holds the digests of the uncompressed blocks, so each block is checked after it is
-/// decompressed. Frames are read front to back (a restore reads them in order and decompresses and
-/// checks them in parallel); a frame that does not fit its block, runs past the frames, fails to
-/// decompress or decompresses to another size is refused with the file, the data block and its offset.
+/// decompressed. Frames are read front to back (a restore reads the ones it needs in order, see
+/// `FrameReader`, and decompresses and checks them in parallel); a frame that does not fit its block,
+/// runs past the frames, fails to decompress or decompresses to another size is refused with the file,
+/// the data block and its offset.
 public struct BlockFrameWord: Hashable, Sendable {
     /// The size of the frame word in bytes.
     public static let size = 4
@@ -49,69 +50,5 @@ public struct BlockFrameWord: Hashable, Sendable {
     /// shorter than it and not empty.
     public func fits(blockBytes: Int) -> Bool {
         isCompressed ? storedLength >= 1 && storedLength < blockBytes : storedLength == blockBytes
-    }
-}
-
-/// Reads the frames of a framed block data file front to back: the payload of each zstd frame into a
-/// staging buffer, the bytes of each raw frame straight into place.
-///
-/// Used by one thread at a time, in chunk order (the ``OrderedPipeline``'s ordered load stage hands it
-/// from worker to worker under its lock): that invariant makes the `@unchecked Sendable` sound.
-final class FrameCursor: @unchecked Sendable {
-    private let data: FormatFileReader
-    private let end: UInt64
-    /// The file offset of the next frame word.
-    private(set) var offset = UInt64(FormatHeader.size)
-    /// The index of the next frame (its data block).
-    private(set) var nextBlock: UInt64 = 0
-    private var wordBytes = [UInt8](repeating: 0, count: BlockFrameWord.size)
-
-    init(data: FormatFileReader) {
-        precondition(data.header.layout == .framed)
-        self.data = data
-        end = UInt64(FormatHeader.size) + data.recordCount
-    }
-
-    /// Reads the next frame, for a block of `blockBytes` bytes: a raw payload into `raw`, a zstd payload
-    /// into `staging`; returns its word.
-    func next(
-        blockBytes: Int, raw: UnsafeMutableRawBufferPointer, staging: UnsafeMutableRawBufferPointer
-    ) throws(BlockDeltaError) -> BlockFrameWord {
-        let block = nextBlock
-        let start = offset
-        guard end - start >= UInt64(BlockFrameWord.size) else {
-            throw .malformed(
-                path: data.path, "frames end at byte \(end) before the frame of data block \(block)",
-                hint: "the file is truncated or damaged; restore from another copy")
-        }
-        try wordBytes.withMutableBytes { buffer throws(BlockDeltaError) in try data.file.readExactly(into: buffer, at: start) }
-        let word = BlockFrameWord(encoded: wordBytes.littleEndian(UInt32.self, at: 0))
-        guard word.fits(blockBytes: blockBytes) else {
-            throw .malformed(
-                path: data.path,
-                "frame of data block \(block) at byte \(start) stores \(word.storedLength) \(word.isCompressed ? "zstd" : "raw") bytes for a block of \(blockBytes)",
-                hint: "the file is damaged; restore from another copy")
-        }
-        let payloadStart = start + UInt64(BlockFrameWord.size)
-        guard UInt64(word.storedLength) <= end - payloadStart else {
-            throw .malformed(
-                path: data.path,
-                "frame of data block \(block) at byte \(start) runs \(UInt64(word.storedLength) - (end - payloadStart)) bytes past the end of the frames",
-                hint: "the file is truncated or damaged; restore from another copy")
-        }
-        let destination = word.isCompressed ? staging : raw
-        try data.file.readExactly(into: UnsafeMutableRawBufferPointer(rebasing: destination[0..<word.storedLength]), at: payloadStart)
-        offset = payloadStart + UInt64(word.storedLength)
-        nextBlock += 1
-        return word
-    }
-
-    /// Checks that the frames read so far are all the file holds.
-    func expectEnd() throws(BlockDeltaError) {
-        guard offset == end else {
-            throw .malformed(
-                path: data.path, "holds \(end - offset) bytes after its \(nextBlock) frames, one per data block",
-                hint: "the file is damaged or from another backup")
-        }
     }
 }

@@ -110,9 +110,10 @@ public final class FormatFileReader: Sendable {
         try file.readExactly(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<bytes]), at: offset(ofRecord: index))
     }
 
-    /// A cursor that reads the records front to back through a buffer.
-    public func makeCursor() -> RecordCursor {
-        RecordCursor(reader: self)
+    /// A cursor that reads the records front to back through a buffer of about `bufferBytes` (at least one
+    /// record).
+    public func makeCursor(bufferBytes: Int = RecordCursor.defaultBufferBytes) -> RecordCursor {
+        RecordCursor(reader: self, bufferBytes: bufferBytes)
     }
 }
 
@@ -126,10 +127,13 @@ public final class RecordCursor {
     /// The index of the next record ``next()`` returns.
     public private(set) var nextIndex: UInt64 = 0
 
-    init(reader: FormatFileReader) {
+    /// The buffer size of a cursor unless its maker asks for another.
+    public static let defaultBufferBytes = 256 << 10
+
+    init(reader: FormatFileReader, bufferBytes: Int) {
         self.reader = reader
         recordSize = reader.header.kind.recordSize
-        buffer = .allocate(byteCount: max(recordSize, (256 << 10) / recordSize * recordSize), alignment: 16)
+        buffer = .allocate(byteCount: max(recordSize, bufferBytes / recordSize * recordSize), alignment: 16)
     }
 
     deinit {

@@ -40,11 +40,14 @@ public final class OpenFile: Sendable {
     }
 
     /// Opens `path` for writing, creating a regular file with `permissions` (before the umask) when `create`
-    /// is set and it does not exist.
+    /// is set and it does not exist; with `direct`, bypasses the page cache (`O_DIRECT`: buffers, offsets and
+    /// lengths must then be aligned to the device's logical block size).
     public static func openForWriting(
-        _ path: String, create: Bool, exclusive: Bool = false, truncate: Bool = false, permissions: UInt32 = 0o640
+        _ path: String, create: Bool, exclusive: Bool = false, truncate: Bool = false, permissions: UInt32 = 0o640,
+        direct: Bool = false
     ) throws(BlockDeltaError) -> OpenFile {
         var flags = O_WRONLY | O_CLOEXEC
+        if direct { flags |= osb_o_direct_flag() }
         if create { flags |= O_CREAT }
         if exclusive { flags |= O_EXCL }
         if truncate { flags |= O_TRUNC }

@@ -130,9 +130,9 @@ public struct RegionListReader: Sendable {
         return summary
     }
 
-    /// A cursor over the regions in file order.
-    public func makeCursor() throws(BlockDeltaError) -> RegionCursor {
-        RegionCursor(records: file.makeCursor(), path: file.path)
+    /// A cursor over the regions in file order, reading through a buffer of about `bufferBytes`.
+    public func makeCursor(bufferBytes: Int = RecordCursor.defaultBufferBytes) throws(BlockDeltaError) -> RegionCursor {
+        RegionCursor(records: file.makeCursor(bufferBytes: bufferBytes), path: file.path)
     }
 }
 
