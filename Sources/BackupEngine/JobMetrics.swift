@@ -95,6 +95,10 @@ public struct JobMetrics: Sendable {
             "osbackup_volume_duration_seconds", "Seconds the last run spent on the volume, snapshot to cleanup.",
             volumes.map { (labels($0), $0.seconds) })
         out.gauge(
+            "osbackup_volume_openstack_wait_seconds", "Seconds the last run waited on OpenStack for the volume (snapshot, temporary volume, attach, cleanup).",
+            volumes.map { (labels($0), $0.timings.openStackWaitSeconds) })
+        out.gauge("osbackup_volume_scan_seconds", "Seconds the last run spent reading the volume.", volumes.map { (labels($0), $0.timings.scanSeconds) })
+        out.gauge(
             "osbackup_volume_last_success_timestamp_seconds", "When the volume was last saved by this job (Unix time).",
             history.volumes.sorted { $0.key < $1.key }.map { id, volume in
                 (job.merging(["volume_id": id, "volume_name": volume.name, "server_id": volume.serverID, "server_name": volume.serverName]) { $1 },

@@ -7,11 +7,14 @@ struct JobMetricsTests {
     private func volume(_ id: String, name: String, saved: Bool, read: UInt64 = 0, stored: UInt64 = 0) -> VolumeOutcome {
         VolumeOutcome(
             serverID: "s-1", serverName: "web \"1\"", volumeID: id, volumeName: name, level: "full", backupID: nil, bytesRead: read, dataBytes: stored,
-            bytesStored: stored, seconds: 1.5, fallbackReason: nil, error: saved ? nil : "timeout", errorKind: saved ? nil : .timeout)
+            bytesStored: stored, seconds: 1.5, timings: VolumeTimings(snapshotSeconds: 0.25, scanSeconds: 1), fallbackReason: nil,
+            error: saved ? nil : "timeout", errorKind: saved ? nil : .timeout)
     }
 
     private func report(_ volumes: [VolumeOutcome]) -> CloudBackupReport {
-        CloudBackupReport(jobID: "j", volumes: volumes, skipped: [], sweptResources: 0, leftovers: [])
+        CloudBackupReport(
+            jobID: "j", volumes: volumes, skipped: [], sweptResources: 0, leftovers: [],
+            totals: CloudJobTotals(seconds: 2, preparationSeconds: 0, volumesSeconds: 2, finishSeconds: 0, volumes: volumes))
     }
 
     @Test("a successful run: job and volume series with their labels (quotes escaped), totals, last success times")
@@ -30,6 +33,8 @@ struct JobMetricsTests {
         #expect(text.contains("osbackup_job_last_success_timestamp_seconds{job=\"nightly\"} 1042.500\n"))
         #expect(text.contains(#"osbackup_volume_bytes_read{job="nightly",server_id="s-1",server_name="web \"1\"",volume_id="v-1",volume_name="root"} 100"#))
         #expect(text.contains("# TYPE osbackup_volume_last_success_timestamp_seconds gauge\n"))
+        #expect(text.contains(#"osbackup_volume_openstack_wait_seconds{job="nightly",server_id="s-1",server_name="web \"1\"",volume_id="v-1",volume_name="root"} 0.250"#))
+        #expect(text.contains(#"osbackup_volume_scan_seconds{job="nightly",server_id="s-1",server_name="web \"1\"",volume_id="v-1",volume_name="root"} 1\n"#))
         for line in text.split(separator: "\n") where !line.hasPrefix("#") {
             #expect(line.wholeMatch(of: /[a-z_]+\{[^\n]*\} -?[0-9]+(\.[0-9]+)?/) != nil, "not a sample line: \(line)")
         }
