@@ -34,7 +34,7 @@ struct JobMetricsTests {
         #expect(text.contains(#"osbackup_volume_bytes_read{job="nightly",server_id="s-1",server_name="web \"1\"",volume_id="v-1",volume_name="root"} 100"#))
         #expect(text.contains("# TYPE osbackup_volume_last_success_timestamp_seconds gauge\n"))
         #expect(text.contains(#"osbackup_volume_openstack_wait_seconds{job="nightly",server_id="s-1",server_name="web \"1\"",volume_id="v-1",volume_name="root"} 0.250"#))
-        #expect(text.contains(#"osbackup_volume_scan_seconds{job="nightly",server_id="s-1",server_name="web \"1\"",volume_id="v-1",volume_name="root"} 1\n"#))
+        #expect(text.contains(#"osbackup_volume_scan_seconds{job="nightly",server_id="s-1",server_name="web \"1\"",volume_id="v-1",volume_name="root"} 1"# + "\n"))
         for line in text.split(separator: "\n") where !line.hasPrefix("#") {
             #expect(line.wholeMatch(of: /[a-z_]+\{[^\n]*\} -?[0-9]+(\.[0-9]+)?/) != nil, "not a sample line: \(line)")
         }
