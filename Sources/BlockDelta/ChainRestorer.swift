@@ -94,7 +94,8 @@ public enum ChainRestorer {
     /// replaced is not read, so it does not fail the restore (``verify(chain:configuration:)`` reports it).
     /// A block device must hold the volume (else nothing is written) and is restored by
     /// ``overwrite(chain:target:configuration:control:logger:)``. `control` stops the work at the next
-    /// chunk when cancelled (a file restore then leaves nothing behind).
+    /// chunk when cancelled (a file restore then leaves nothing behind); its progress hears the bytes of
+    /// block data checked so far.
     public static func restore(
         chain: [VolumeBackupFiles], to target: String, configuration: ParallelIOConfiguration = .init(),
         control: ScanControl? = nil, logger: Logger
