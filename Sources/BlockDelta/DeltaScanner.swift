@@ -70,7 +70,7 @@ final class ScanSlot: @unchecked Sendable {
     var output: [UnsafeRawBufferPointer] = []
     /// The bytes of ``output``.
     var outputBytes: UInt64 = 0
-    /// Where ``output`` was written, in bytes after the data file's header.
+    /// Where ``output`` was written, in bytes after the data file's header (set only when there is output).
     var outputOffset: UInt64 = 0
     let hasher = SHA256Hasher()
 
@@ -307,7 +307,7 @@ public enum DeltaScanner {
                 size: { slot in slot.outputBytes },
                 write: { _, slot, offset, _ throws(BlockDeltaError) in
                     slot.outputOffset = offset
-                    if slot.outputBytes > 0 { try placement.write(slot.output, atRecordOffset: offset) }
+                    try placement.write(slot.output, atRecordOffset: offset)
                 }),
             consume: { chunk, slot throws(BlockDeltaError) in
                 if let control, control.isCancelled { throw .cancelled(path: source.path) }
@@ -343,7 +343,7 @@ public enum DeltaScanner {
                     }
                 }
                 try flush(upTo: slot.blockCount)
-                try writer.recordStoredBytes(slot.outputBytes, at: slot.outputOffset)
+                if slot.outputBytes > 0 { try writer.recordStoredBytes(slot.outputBytes, at: slot.outputOffset) }
                 if let control {
                     control.progress(geometry.offset(ofBlock: firstBlock) + UInt64(slot.byteCount))
                 }

@@ -17,7 +17,7 @@ import Foundation
 /// An optional ``OrderedPlacement`` stage lets the workers write the chunks' outputs into one file
 /// themselves, in parallel: after `work`, each chunk's output size is added up in chunk order (under the
 /// lock, a few additions) to give it its offset, and then any worker writes it there; a chunk is handed to
-/// `consume` only once it is written. A worker takes placed chunks to write before it claims new ones, so
+/// `consume` only once it is written (at once when it has nothing to write). A worker takes placed chunks to write before it claims new ones, so
 /// written bytes do not pile up; the lowest unplaced chunk is always claimed by a worker that will place
 /// it (and every worked chunk after it), so placement cannot stall either.
 ///
@@ -156,7 +156,12 @@ private final class PipelineState<Slot: AnyObject & Sendable>: @unchecked Sendab
         condition.lock()
         awaitingPlacement[chunk] = (slot, outputSize)
         while let next = awaitingPlacement.removeValue(forKey: nextPlace) {
-            writable.append((nextPlace, next.slot, placedBytes))
+            if next.size == 0 {
+                // Nothing to write: the chunk is complete where it stands.
+                completed[nextPlace] = next.slot
+            } else {
+                writable.append((nextPlace, next.slot, placedBytes))
+            }
             placedBytes += next.size
             nextPlace += 1
         }
@@ -232,7 +237,8 @@ private final class PipelineState<Slot: AnyObject & Sendable>: @unchecked Sendab
 public struct OrderedPlacement<Slot: AnyObject & Sendable, Worker>: Sendable {
     /// The bytes a worked chunk writes (asked on the worker that worked it, right after `work`).
     public var size: @Sendable (_ slot: Slot) -> UInt64
-    /// Writes the chunk's output at `offset`, the sum of the sizes of every chunk before it.
+    /// Writes the chunk's output at `offset`, the sum of the sizes of every chunk before it (not called for
+    /// a chunk whose size is 0).
     public var write: @Sendable (_ chunk: Int, _ slot: Slot, _ offset: UInt64, _ worker: Worker) throws(BlockDeltaError) -> Void
 
     /// Creates the stage.
