@@ -34,17 +34,25 @@ struct TwoProxyCommandTests {
             project: admin
             flavor: m1.small
             volumes:
-              - {name: app-1-root, size: 64, content: [{random: 4M, seed: 1}]}   # killed mid-read: 30 s at 2M/s
+              - {name: app-1-root, size: 32, content: [{random: 256K, seed: 1}]}   # killed mid-read (30 s at 1M/s)
           - name: app-2
             project: admin
             flavor: m1.small
             volumes:
-              - {name: app-2-root, size: 16, content: [{random: 4M, seed: 2}]}
+              - {name: app-2-root, size: 8, content: [{random: 256K, seed: 2}]}    # 7 s at 1M/s
         """
 
+    /// `osbackupArray` off the cooperative thread pool: this test polls, and a pool thread held by each
+    /// poll would starve the tests that run beside it.
+    private func osbackupOffPool(_ arguments: [String], environment: [String: String]? = nil) async throws -> CommandResult {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try osbackupArray(arguments, environment: environment) }) }
+        }
+    }
+
     /// osbackup's temporary resources in the emulator, each as "<kind> <id> <proxy tag> <attached to>".
-    private func temporaryResources(_ directory: String) throws -> [String] {
-        let result = try osbackupArray(["emulator", "inventory", "--state", directory + "/cloud", "--json"])
+    private func temporaryResources(_ directory: String) async throws -> [String] {
+        let result = try await osbackupOffPool(["emulator", "inventory", "--state", directory + "/cloud", "--json"])
         try #require(result.status == 0, "\(result.stderr)")
         let inventory = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         let attachments = inventory["attachments"] as? [[String: Any]] ?? []
@@ -62,8 +70,8 @@ struct TwoProxyCommandTests {
         return found.sorted()
     }
 
-    private func serverID(_ directory: String, _ name: String) throws -> String {
-        let result = try osbackupArray(["emulator", "inventory", "--state", directory + "/cloud", "--json"])
+    private func serverID(_ directory: String, _ name: String) async throws -> String {
+        let result = try await osbackupOffPool(["emulator", "inventory", "--state", directory + "/cloud", "--json"])
         let inventory = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         let servers = inventory["servers"] as? [[String: Any]] ?? []
         return try #require(servers.first { $0["name"] as? String == name }?["id"] as? String)
@@ -76,7 +84,7 @@ struct TwoProxyCommandTests {
         process.executableURL = binary
         process.arguments = [
             "backup", "--os-cloud", cloud, "--server", server, "--to", "\(directory)/repo-\(state)", "--state", "\(directory)/\(state)",
-            "--level", "full", "--bwlimit", "2M",  // seconds of reading: caught mid-read
+            "--level", "full", "--bwlimit", "1M",  // seconds of reading: caught mid-read
         ]
         process.environment = ["OS_CLIENT_CONFIG_FILE": directory + "/clouds.yaml", "OSBACKUP_LOG_LEVEL": "notice", "PATH": "/usr/bin:/bin"]
         process.standardOutput = FileHandle.nullDevice
@@ -92,9 +100,9 @@ struct TwoProxyCommandTests {
         let deadline = ContinuousClock.now + .seconds(60)
         var resources: [String] = []
         while ContinuousClock.now < deadline {
-            resources = try temporaryResources(directory)
+            resources = try await temporaryResources(directory)
             if resources.contains(where: { $0.hasSuffix("\(proxyID) in-use \(proxyName)") }) { return true }
-            try await Task.sleep(for: .milliseconds(50))
+            try await Task.sleep(for: .milliseconds(250))  // each poll starts a process: gently, beside other tests
         }
         let log = (try? String(contentsOfFile: "\(directory)/\(job).err", encoding: .utf8)) ?? ""
         Issue.record("no temporary volume in use on \(proxyName) within 60 s: \(resources); \(job): \(log)")
@@ -111,14 +119,14 @@ struct TwoProxyCommandTests {
             ])
             defer { serve.stop() }
             let environment = ["OS_CLIENT_CONFIG_FILE": directory + "/clouds.yaml"]
-            let (proxy1, proxy2) = (try serverID(directory, "proxy-1"), try serverID(directory, "proxy-2"))
+            let (proxy1, proxy2) = (try await serverID(directory, "proxy-1"), try await serverID(directory, "proxy-2"))
             // Proxy 2's job first: once its temporary volume is attached it is held still (SIGSTOP), live
             // whatever the machine's load, with its lock held and its resources in the cloud.
             let second = try startBackup(directory, cloud: "emulator-proxy-2", server: "app-2", state: "state-2")
             defer { if second.isRunning { kill(second.processIdentifier, SIGKILL) } }
             try #require(try await attachedVolumeAppears(directory, proxyID: proxy2, proxyName: "proxy-2", job: "state-2"))
             kill(second.processIdentifier, SIGSTOP)
-            let secondsResources = try temporaryResources(directory).filter { $0.contains(proxy2) }
+            let secondsResources = try await temporaryResources(directory).filter { $0.contains(proxy2) }
             #expect(secondsResources.contains { $0.hasPrefix("snapshot") } && secondsResources.contains { $0.hasPrefix("volume") })
 
             // Then proxy 1's job, killed mid-read.
@@ -126,28 +134,28 @@ struct TwoProxyCommandTests {
             defer { if first.isRunning { kill(first.processIdentifier, SIGKILL) } }
             try #require(try await attachedVolumeAppears(directory, proxyID: proxy1, proxyName: "proxy-1", job: "state-1"))
             kill(first.processIdentifier, SIGKILL)
-            first.waitUntilExit()
+            await waitForExit(of: first)
             #expect(first.terminationReason == .uncaughtSignal)
-            let firstsLeftovers = try temporaryResources(directory).filter { $0.contains(proxy1) }
+            let firstsLeftovers = try await temporaryResources(directory).filter { $0.contains(proxy1) }
             #expect(!firstsLeftovers.isEmpty, "the killed job left nothing to clean up; the test proves nothing")
 
             // Proxy 2's own cleanup skips its live job ...
-            let dry = try osbackupArray(["cleanup", "--os-cloud", "emulator-proxy-2", "--state", directory + "/state-2", "--dry-run"], environment: environment)
+            let dry = try await osbackupOffPool(["cleanup", "--os-cloud", "emulator-proxy-2", "--state", directory + "/state-2", "--dry-run"], environment: environment)
             #expect(dry.status == 0, "\(dry.stderr)")
             #expect(!dry.stdout.contains("would remove"), "\(dry.stdout)")
             // ... and proxy 1's removes its dead job's resources and nothing of proxy 2's.
-            let cleanup = try osbackupArray(["cleanup", "--os-cloud", "emulator", "--state", directory + "/state-1"], environment: environment)
+            let cleanup = try await osbackupOffPool(["cleanup", "--os-cloud", "emulator", "--state", directory + "/state-1"], environment: environment)
             #expect(cleanup.status == 0, "\(cleanup.stderr)")
             #expect(cleanup.stdout.contains("removing"), "\(cleanup.stdout)")
-            let after = try temporaryResources(directory)
+            let after = try await temporaryResources(directory)
             #expect(after.filter { $0.contains(proxy1) }.isEmpty, "proxy 1's leftovers: \(after)")
             #expect(after == secondsResources, "proxy 2's resources changed under its live job")
 
             kill(second.processIdentifier, SIGCONT)
-            second.waitUntilExit()
+            await waitForExit(of: second)
             let secondError = (try? String(contentsOfFile: directory + "/state-2.err", encoding: .utf8)) ?? ""
             #expect(second.terminationReason == .exit && second.terminationStatus == 0, "\(secondError)")
-            #expect(try temporaryResources(directory).isEmpty)
+            #expect(try await temporaryResources(directory).isEmpty)
         }
     }
 }

@@ -24,3 +24,14 @@ public func runProgram(_ executable: String, _ arguments: [String], environment:
         }
     }
 }
+
+/// Waits, off the cooperative thread pool, until `process` has ended (Foundation's `waitUntilExit` would
+/// hold a pool thread for as long, starving the tests that run beside it).
+public func waitForExit(of process: Process) async {
+    await withCheckedContinuation { continuation in
+        DispatchQueue.global().async {
+            process.waitUntilExit()
+            continuation.resume()
+        }
+    }
+}
