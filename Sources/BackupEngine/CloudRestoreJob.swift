@@ -303,13 +303,18 @@ struct CloudVolumeWriter: Sendable {
             volumeID: volumeID, name: name ?? volumeID, requestTag: requestTag, sourceVolumeID: record.volumeID, track: track, logger: logger)
         let chain = planned.chain.map(\.files)
         let parallelism = request.parallelism
+        // A new volume is deleted if the restore fails, so its blocks are checked as they are written; the
+        // original is overwritten only after the whole chain was verified.
+        let verifyingFirst = journalKey == nil
         // A cancel (SIGINT, SIGTERM) stops the writing at the next chunk; the volume is then undone.
         let control = ScanControl()
         let result = await withTaskCancellationHandler {
             await BlockingWork.run { () -> Result<ChainApplyResult, BlockDeltaError> in
                 do throws(BlockDeltaError) {
                     return .success(
-                        try ChainRestorer.overwrite(chain: chain, target: device, configuration: parallelism, control: control, logger: logger))
+                        try ChainRestorer.overwrite(
+                            chain: chain, target: device, configuration: parallelism, control: control,
+                            verifyingFirst: verifyingFirst, logger: logger))
                 } catch {
                     return .failure(error)
                 }

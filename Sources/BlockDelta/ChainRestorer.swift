@@ -147,16 +147,23 @@ public enum ChainRestorer {
     ///
     /// `control` stops the work at the next chunk when cancelled (the target then holds part of the
     /// chain: a new volume is deleted by its caller, an existing one must be restored again).
+    ///
+    /// Without `verifyingFirst`, the blocks are checked in the same pass that writes them, which reads and
+    /// hashes each block once instead of twice: only for a target whose contents do not matter when the
+    /// restore fails (a new volume its caller deletes then), since a damaged block stops the restore with
+    /// part of the chain written.
     public static func overwrite(
         chain: [VolumeBackupFiles], target: String, configuration: ParallelIOConfiguration = .init(), control: ScanControl? = nil,
-        logger: Logger
+        verifyingFirst: Bool = true, logger: Logger
     ) throws(BlockDeltaError) -> ChainApplyResult {
-        try overwrite(open(chain: chain), target: target, configuration: configuration, control: control, logger: logger)
+        try overwrite(
+            open(chain: chain), target: target, configuration: configuration, control: control, verifyingFirst: verifyingFirst,
+            logger: logger)
     }
 
     private static func overwrite(
         _ readers: [VolumeBackupReader], target: String, configuration: ParallelIOConfiguration, control: ScanControl? = nil,
-        logger: Logger
+        verifyingFirst: Bool = true, logger: Logger
     ) throws(BlockDeltaError) -> ChainApplyResult {
         let volumeSize = readers.last!.descriptor.geometry.volumeSize
         let existing = try OpenFile.openForReading(target)
@@ -166,8 +173,10 @@ public enum ChainRestorer {
         guard size >= volumeSize else {
             throw .targetTooSmall(path: target, targetSize: size, volumeSize: volumeSize)
         }
-        logger.info("verifying the chain before overwriting the target", metadata: ["osb-target": "\(target)"])
-        _ = try write(readers, to: nil, configuration: configuration, control: control)
+        if verifyingFirst {
+            logger.info("verifying the chain before overwriting the target", metadata: ["osb-target": "\(target)"])
+            _ = try write(readers, to: nil, configuration: configuration, control: control)
+        }
         let output = try RestoreTarget(path: target, isBlockDevice: isBlockDevice, writesZeroExtents: true, logger: logger)
         do throws(BlockDeltaError) {
             let result = try write(readers, to: output, configuration: configuration, control: control)

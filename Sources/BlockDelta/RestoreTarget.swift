@@ -1,5 +1,11 @@
 import Logging
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The file or device a restore writes, opened twice: through the page cache, and with `O_DIRECT` for the
 /// block-aligned writes where the target allows it.
 ///
@@ -40,17 +46,24 @@ struct RestoreTarget: Sendable {
     var writesDirectly: Bool { direct != nil }
 
     /// Writes `bytes` at `offset`: the aligned part through ``direct`` when offset and buffer are aligned,
-    /// the rest through the page cache.
+    /// the rest through the page cache. A direct write the target refuses as unaligned (`EINVAL`: a device
+    /// with larger sectors) is written again through the page cache.
     func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(BlockDeltaError) {
         let alignment = Self.directAlignment
         let aligned = bytes.count / alignment * alignment
-        if let direct, aligned > 0, offset % UInt64(alignment) == 0, UInt(bitPattern: bytes.baseAddress) % UInt(alignment) == 0 {
-            try direct.write(UnsafeRawBufferPointer(rebasing: bytes[0..<aligned]), at: offset)
-            if aligned < bytes.count {
-                try file.write(UnsafeRawBufferPointer(rebasing: bytes[aligned...]), at: offset + UInt64(aligned))
-            }
-        } else {
+        guard let direct, aligned > 0, offset % UInt64(alignment) == 0,
+            UInt(bitPattern: bytes.baseAddress) % UInt(alignment) == 0
+        else {
             try file.write(bytes, at: offset)
+            return
+        }
+        do throws(BlockDeltaError) {
+            try direct.write(UnsafeRawBufferPointer(rebasing: bytes[0..<aligned]), at: offset)
+        } catch where error.errorNumber == EINVAL {
+            try file.write(UnsafeRawBufferPointer(rebasing: bytes[0..<aligned]), at: offset)
+        }
+        if aligned < bytes.count {
+            try file.write(UnsafeRawBufferPointer(rebasing: bytes[aligned...]), at: offset + UInt64(aligned))
         }
     }
 

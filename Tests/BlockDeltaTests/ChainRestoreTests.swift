@@ -335,6 +335,28 @@ struct ChainRestoreTests {
                 try ChainRestorer.overwrite(chain: chain.files, target: target, logger: testLogger)
             }
             #expect(firstDifference(try DiskImage.read(target), stale) == nil)
+
+            // A new volume is checked as it is written: the damage still stops the restore, by name.
+            let single = #expect(throws: BlockDeltaError.self) {
+                try ChainRestorer.overwrite(chain: chain.files, target: target, verifyingFirst: false, logger: testLogger)
+            }
+            #expect(single?.description.contains("volume block \(damagedBlock) ") == true)
+        }
+    }
+
+    @Test("an in-place restore that checks blocks as it writes them restores the same bytes")
+    func overwriteWithoutVerifyingFirst() throws {
+        try withTemporaryDirectory { directory in
+            var generator = SeededGenerator(seed: 906)
+            let blockSize = 8192
+            let days = TestChain.randomDays(count: 4, size: 90 * blockSize + 333, blockSize: blockSize, using: &generator)
+            let chain = try TestChain(days: days, blockSize: blockSize, encodings: [.zstd(level: 3), .raw], in: directory)
+            let target = "\(directory)/volume.dev"
+            let stale = generator.bytes(days.last!.count).map { $0 | 0x80 }
+            try DiskImage.write(stale, to: target)
+            let result = try ChainRestorer.overwrite(chain: chain.files, target: target, verifyingFirst: false, logger: testLogger)
+            #expect(firstDifference(try DiskImage.read(target), days.last!) == nil)
+            #expect(result.writtenBytes + result.zeroedBytes == UInt64(days.last!.count))
         }
     }
 
