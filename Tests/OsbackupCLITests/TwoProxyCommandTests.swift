@@ -42,17 +42,20 @@ struct TwoProxyCommandTests {
               - {name: app-2-root, size: 8, content: [{random: 256K, seed: 2}]}    # 7 s at 1M/s
         """
 
-    /// `osbackupArray` off the cooperative thread pool: this test polls, and a pool thread held by each
-    /// poll would starve the tests that run beside it.
+    /// `osbackupArray` on a thread of its own: this test polls, and a pool thread held by each poll would
+    /// starve the tests that run beside it.
     private func osbackupOffPool(_ arguments: [String], environment: [String: String]? = nil) async throws -> CommandResult {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(with: Result { try osbackupArray(arguments, environment: environment) }) }
-        }
+        try await onOwnThread { try osbackupArray(arguments, environment: environment) }
     }
 
     /// osbackup's temporary resources in the emulator, each as "<kind> <id> <proxy tag> <attached to>".
     private func temporaryResources(_ directory: String) async throws -> [String] {
-        let result = try await osbackupOffPool(["emulator", "inventory", "--state", directory + "/cloud", "--json"])
+        try await onOwnThread { try Self.temporaryResourcesNow(directory) }
+    }
+
+    /// ``temporaryResources(_:)``, blocking the calling thread.
+    private static func temporaryResourcesNow(_ directory: String) throws -> [String] {
+        let result = try osbackupArray(["emulator", "inventory", "--state", directory + "/cloud", "--json"])
         try #require(result.status == 0, "\(result.stderr)")
         let inventory = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         let attachments = inventory["attachments"] as? [[String: Any]] ?? []
@@ -94,19 +97,31 @@ struct TwoProxyCommandTests {
         return process
     }
 
-    /// Polls (up to 60 s) until a temporary volume of `proxyID` is in use on that proxy; false, with an issue
-    /// that holds the job's standard error (`<job>.err`), when none is.
-    private func attachedVolumeAppears(_ directory: String, proxyID: String, proxyName: String, job: String) async throws -> Bool {
-        let deadline = ContinuousClock.now + .seconds(60)
-        var resources: [String] = []
-        while ContinuousClock.now < deadline {
-            resources = try await temporaryResources(directory)
-            if resources.contains(where: { $0.hasSuffix("\(proxyID) in-use \(proxyName)") }) { return true }
-            try await Task.sleep(for: .milliseconds(250))  // each poll starts a process: gently, beside other tests
+    /// Polls (every 100 ms, up to 60 s, on a thread of its own so that a busy pool never delays it) until a
+    /// temporary volume of `proxyID` is in use on that proxy, then sends `signal` to `process` at once;
+    /// false, with an issue that holds the job's standard error (`<job>.err`), when none is seen.
+    private func whenAttached(
+        _ directory: String, proxyID: String, proxyName: String, job: String, signal: Int32, to process: Process
+    ) async throws -> Bool {
+        let pid = process.processIdentifier
+        let (seen, resources) = try await onOwnThread { () throws -> (Bool, [String]) in
+            let deadline = Date().addingTimeInterval(60)
+            var resources: [String] = []
+            while Date() < deadline {
+                resources = try Self.temporaryResourcesNow(directory)
+                if resources.contains(where: { $0.hasSuffix("\(proxyID) in-use \(proxyName)") }) {
+                    kill(pid, signal)
+                    return (true, resources)
+                }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            return (false, resources)
         }
-        let log = (try? String(contentsOfFile: "\(directory)/\(job).err", encoding: .utf8)) ?? ""
-        Issue.record("no temporary volume in use on \(proxyName) within 60 s: \(resources); \(job): \(log)")
-        return false
+        if !seen {
+            let log = (try? String(contentsOfFile: "\(directory)/\(job).err", encoding: .utf8)) ?? ""
+            Issue.record("no temporary volume in use on \(proxyName) within 60 s: \(resources); \(job): \(log)")
+        }
+        return seen
     }
 
     @Test("proxy 1's job killed mid-read while proxy 2's runs: proxy 1's cleanup removes only its leftovers; proxy 2's job ends 0, nothing is left")
@@ -124,16 +139,14 @@ struct TwoProxyCommandTests {
             // whatever the machine's load, with its lock held and its resources in the cloud.
             let second = try startBackup(directory, cloud: "emulator-proxy-2", server: "app-2", state: "state-2")
             defer { if second.isRunning { kill(second.processIdentifier, SIGKILL) } }
-            try #require(try await attachedVolumeAppears(directory, proxyID: proxy2, proxyName: "proxy-2", job: "state-2"))
-            kill(second.processIdentifier, SIGSTOP)
+            try #require(try await whenAttached(directory, proxyID: proxy2, proxyName: "proxy-2", job: "state-2", signal: SIGSTOP, to: second))
             let secondsResources = try await temporaryResources(directory).filter { $0.contains(proxy2) }
             #expect(secondsResources.contains { $0.hasPrefix("snapshot") } && secondsResources.contains { $0.hasPrefix("volume") })
 
             // Then proxy 1's job, killed mid-read.
             let first = try startBackup(directory, cloud: "emulator", server: "app-1", state: "state-1")
             defer { if first.isRunning { kill(first.processIdentifier, SIGKILL) } }
-            try #require(try await attachedVolumeAppears(directory, proxyID: proxy1, proxyName: "proxy-1", job: "state-1"))
-            kill(first.processIdentifier, SIGKILL)
+            try #require(try await whenAttached(directory, proxyID: proxy1, proxyName: "proxy-1", job: "state-1", signal: SIGKILL, to: first))
             await waitForExit(of: first)
             #expect(first.terminationReason == .uncaughtSignal)
             let firstsLeftovers = try await temporaryResources(directory).filter { $0.contains(proxy1) }

@@ -25,13 +25,18 @@ public func runProgram(_ executable: String, _ arguments: [String], environment:
     }
 }
 
-/// Waits, off the cooperative thread pool, until `process` has ended (Foundation's `waitUntilExit` would
-/// hold a pool thread for as long, starving the tests that run beside it).
-public func waitForExit(of process: Process) async {
-    await withCheckedContinuation { continuation in
-        DispatchQueue.global().async {
-            process.waitUntilExit()
-            continuation.resume()
-        }
+/// Runs blocking `body` on a thread of its own and waits for it without holding a thread of the
+/// cooperative pool or of Dispatch's global queues (both are as wide as the machine's cores, and tests
+/// that block them starve the tests beside them in a parallel run).
+public func onOwnThread<Value: Sendable>(_ body: @escaping @Sendable () throws -> Value) async throws -> Value {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try body() }) }
+        thread.start()
     }
+}
+
+/// Waits, on a thread of its own, until `process` has ended (Foundation's `waitUntilExit` would hold a
+/// pool thread for as long, starving the tests that run beside it).
+public func waitForExit(of process: Process) async {
+    _ = try? await onOwnThread { process.waitUntilExit() }
 }
