@@ -56,7 +56,7 @@ struct EmulatorCommandTests {
         try await withTemporaryDirectory { directory in
             try Self.seedYAML.write(toFile: directory + "/seed.yaml", atomically: true, encoding: .utf8)
             try "crash_after_requests: 4\n".write(toFile: directory + "/faults.yaml", atomically: true, encoding: .utf8)
-            let common = ["--state", directory + "/state", "--seed", directory + "/seed.yaml", "--size-unit", "mib", "--transition-delay", "3"]
+            let common = ["--state", directory + "/state", "--seed", directory + "/seed.yaml", "--size-unit", "mib", "--transition-delay", "8"]  // long enough to see "creating" on a loaded machine
             let http = HTTPClient.shared
 
             let first = try await EmulatorProcess(common + ["--faults", directory + "/faults.yaml"])
@@ -79,7 +79,7 @@ struct EmulatorCommandTests {
             defer { second.stop() }
             #expect(second.authURL == first.authURL)
             var status: String?
-            for _ in 0..<200 {
+            for _ in 0..<400 {
                 status = try await Self.volumeStatus(http, second, token: token, project: project, id: id)
                 if status == "available" { break }
                 try await Task.sleep(for: .milliseconds(50))
