@@ -419,11 +419,11 @@ struct CloudVolumeWorkflow: Sendable {
             defer { try? file.close() }
             return try? file.size()
         }
-        let limit = request.readRateLimiter?.progress()
+        // The reading threads pay for what they read (holes of a sparse source are not read, so not paid).
+        let limiter = request.readRateLimiter
         let report = request.progress
         let cinderID = volume.id
         let progress: @Sendable (UInt64) -> Void = { done in
-            limit?(done)
             report?(VolumeProgress(volumeID: cinderID, bytesDone: done, bytesTotal: sourceSize))
         }
         let scanRequest = VolumeScanRequest(
@@ -432,7 +432,9 @@ struct CloudVolumeWorkflow: Sendable {
             cinderSize: volume.size, serverID: serverID)
         do {
             return try await phases.time(.scan) { () async throws(BlockDeltaError) -> ScannedVolume in
-                try await VolumeScan.run(scanRequest, backupID: BackupID.generate(), state: state, sink: sink, progress: progress, logger: logger)
+                try await VolumeScan.run(
+                    scanRequest, backupID: BackupID.generate(), state: state, sink: sink, progress: progress,
+                    didRead: { limiter?.consume($0) }, logger: logger)
             }
         } catch {
             throw BackupError.engine(error, resource: "volume \(volume.id)")

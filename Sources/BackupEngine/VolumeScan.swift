@@ -156,11 +156,14 @@ public enum VolumeScan {
 
     /// Scans one volume from async code: the blocking scan runs on its own thread, off the cooperative
     /// pool; cancelling the task stops the scan at its next chunk (the error is then a cancellation).
+    /// `progress` hears the source bytes done after each chunk; `didRead` is called on the reading threads
+    /// with the bytes each read took (see ``ScanControl``).
     public static func run(
         _ request: VolumeScanRequest, backupID: BackupID, state: VolumeStateStore, sink: any BackupSink,
-        progress: @escaping @Sendable (UInt64) -> Void = { _ in }, logger: Logger
+        progress: @escaping @Sendable (UInt64) -> Void = { _ in }, didRead: @escaping @Sendable (UInt64) -> Void = { _ in },
+        logger: Logger
     ) async throws(BlockDeltaError) -> ScannedVolume {
-        let control = ScanControl(progress: progress)
+        let control = ScanControl(progress: progress, didRead: didRead)
         let result: Result<ScannedVolume, BlockDeltaError> = await withTaskCancellationHandler {
             await BlockingWork.run {
                 Result { () throws(BlockDeltaError) -> ScannedVolume in

@@ -102,14 +102,14 @@ final class ScanSlot: @unchecked Sendable {
     }
 
     /// Reads the chunk's bytes from `source`: all of them, or with `extents` only the blocks that overlap
-    /// data (the others are marked as holes and left unread).
+    /// data (the others are marked as holes and left unread); returns the bytes read.
     func read(
         from source: BlockSource, at chunkStart: UInt64, blockSize: Int, extents: DataExtentFinder?
-    ) throws(BlockDeltaError) {
+    ) throws(BlockDeltaError) -> Int {
         guard let extents else {
             for index in 0..<blockCount { isHole[index] = false }
             try source.read(into: buffer, at: chunkStart, length: byteCount)
-            return
+            return byteCount
         }
         for index in 0..<blockCount { isHole[index] = true }
         for range in try extents.dataRanges(in: chunkStart..<(chunkStart + UInt64(byteCount))) {
@@ -118,6 +118,7 @@ final class ScanSlot: @unchecked Sendable {
             for index in first..<end { isHole[index] = false }
         }
         // Whole blocks that overlap data are read, holes in them included (they read as zeros).
+        var bytesRead = 0
         var index = 0
         while index < blockCount {
             guard !isHole[index] else {
@@ -130,8 +131,10 @@ final class ScanSlot: @unchecked Sendable {
             let length = min(end * blockSize, byteCount) - start
             try source.read(
                 into: UnsafeMutableRawBufferPointer(rebasing: buffer[start...]), at: chunkStart + UInt64(start), length: length)
+            bytesRead += length
             index = end
         }
+        return bytesRead
     }
 
     /// Lays out ``output``: the chunk's changed data blocks as the data file stores them.
@@ -272,7 +275,9 @@ public enum DeltaScanner {
                 let length = Int(geometry.byteCount(ofBlocks: firstBlock, count: UInt64(blocks)))
                 slot.blockCount = blocks
                 slot.byteCount = length
-                try slot.read(from: source, at: geometry.offset(ofBlock: firstBlock), blockSize: blockSize, extents: worker.extents)
+                let bytesRead = try slot.read(
+                    from: source, at: geometry.offset(ofBlock: firstBlock), blockSize: blockSize, extents: worker.extents)
+                control?.didRead(UInt64(bytesRead))
                 // Blocks past the end of the reference (a volume that grew) are changed.
                 let referenced = firstBlock < referenceBlocks ? Int(min(UInt64(blocks), referenceBlocks - firstBlock)) : 0
                 if let reference, referenced > 0 {

@@ -48,11 +48,11 @@ struct CloudCommandTests {
             flavor: m1.small
             volumes:
               - name: app-1-root
-                size: 16
-                content: [{random: 8M, seed: 3}]
+                size: 64
+                content: [{random: 32M, seed: 3}]
               - name: app-1-data
-                size: 16
-                content: [{random: 8M, seed: 4}]
+                size: 64
+                content: [{random: 32M, seed: 4}]
         """
 
     /// An emulator with slow transitions, its clouds.yaml, and the environment that points osbackup at it.
@@ -274,7 +274,7 @@ struct CloudCommandTests {
                 backup:
                   nice: 7
                   ionice: idle
-                  bwlimit: 4M
+                  bwlimit: 8M
                   level: nonsense
                 restore:
                   name-prefix: never-read-by-backup-
@@ -321,7 +321,8 @@ struct CloudCommandTests {
             #expect(ionice.contains("idle"), "\(ionice)")
             backup.waitUntilExit()
             #expect(backup.terminationStatus == 0)
-            // Two volumes of 16 MiB read at 4 MiB/s: at least 7 s of reading after a 1 s burst.
+            // Two volumes holding 32 MiB of data each (the rest are holes, found and not read) read at 8 MiB/s: at
+            // least 7 s of reading after a 1 s burst. The reading threads are the ones held, so they live meanwhile.
             #expect(ContinuousClock.now - started >= .seconds(7))
             #expect(try debris(directory).isEmpty)
             // The same file serves cleanup: it reads the top level, not the backup or restore sections.
