@@ -260,7 +260,7 @@ struct CloudCommandTests {
                 #expect(timings["openStackWaitSeconds"]! + timings["scanSeconds"]! <= (volume["seconds"] as? Double ?? 0) + 1e-6)
             }
             let totals = try #require(report["totals"] as? [String: Any])
-            #expect(totals["bytesRead"] as? Int == 32 << 20, "\(totals)")
+            #expect(totals["bytesRead"] as? Int == 2 * (64 << 20), "two 64 MiB volumes: \(totals)")
             #expect((totals["seconds"] as? Double ?? 0) >= (totals["volumesSeconds"] as? Double ?? .infinity))
             #expect(result.stderr.contains("openstack") && result.stderr.contains("s waiting on OpenStack"), "\(result.stderr)")
         }
