@@ -87,7 +87,7 @@ test_two_proxies() {
   [ -s "$work/serve2.out" ] || { cat "$work/serve2.err" >&2; fail "the two-proxy emulator did not start"; }
   # Each FD: its own cloud entry (its proxy's id and device directory), its own state, its own server;
   # slow reads (1 GiB each at 128 MiB/s) so that the jobs overlap and can be caught mid-read.
-  local common="backend=$osbackup clouds_yaml=$work/clouds2.yaml all_projects=yes bwlimit=128M"
+  local common="backend=$osbackup clouds_yaml=$work/clouds2.yaml all_projects=yes bwlimit=1M"  # 8 MiB of data each (holes are not read): jobs of ~8 s overlap
   cat >>"$lab/conf/extra.conf" <<EOC
 FileSet { Name = "twoproxies-1"; Include { Plugin = "openstack: $common cloud=emulator state=$work/state-p1 server=app-1" } }
 Job { Name = "twoproxies-1"; JobDefs = OpenStackDefs; FileSet = "twoproxies-1" }
@@ -105,8 +105,13 @@ EOC
 
   step "both FDs back up at once, each its own server through its own proxy"
   local j1 j2
-  j1=$(two_start_job twoproxies-1 Full)
-  j2=$(two_start_job openstack-backup-2 Full)
+  # queued in one console session: two sessions a few seconds apart on a loaded machine let the first
+  # (a few seconds long) end before the second starts
+  local queued
+  queued=$(printf 'run job=twoproxies-1 level=Full yes\nrun job=openstack-backup-2 level=Full yes\n' | bc |
+    sed -n 's/.*Job queued. JobId=\([0-9]*\).*/\1/p')
+  j1=$(sed -n 1p <<<"$queued")
+  j2=$(sed -n 2p <<<"$queued")
   [ -n "$j1" ] && [ -n "$j2" ] || fail "the two jobs were not queued ($j1, $j2)"
   two_wait_end "$j1"; two_wait_end "$j2"
   [ "$(two_status "$j1")" = T ] && [ "$(two_status "$j2")" = T ] ||
