@@ -1,5 +1,10 @@
-/// How long and how often to poll a resource for a status: back-off from `initialInterval`, doubling up to
-/// `maximumInterval`, for at most `timeout`.
+/// How long and how often to poll a resource for a status: back-off from `initialInterval`, growing by
+/// `growth` per poll up to `maximumInterval`, for at most `timeout`.
+///
+/// The defaults (0.5 s, × 1.5, at most 4 s) see a step at most 50% (and at most 4 s) after it ended, in
+/// five or six polls for the 2–10 s that a snapshot, a volume or an attachment takes on a real cloud.
+/// Doubling to 10 s, the earlier default, saw a 4 s attachment at 7.5 s and an 8 s one at 15.5 s: that
+/// lost time is paid per step and per volume, on every job.
 public struct StatusWaitPolicy: Sendable {
     /// The longest wait in all.
     public var timeout: Duration
@@ -7,12 +12,34 @@ public struct StatusWaitPolicy: Sendable {
     public var initialInterval: Duration
     /// The longest interval between polls.
     public var maximumInterval: Duration
+    /// The factor from one interval to the next (at least 1).
+    public var growth: Double
 
-    /// Creates a policy; defaults: 10 minutes, 0.5 s doubling to 10 s.
-    public init(timeout: Duration = .seconds(600), initialInterval: Duration = .milliseconds(500), maximumInterval: Duration = .seconds(10)) {
+    /// Creates a policy; defaults: 10 minutes, 0.5 s growing by half to 4 s.
+    public init(
+        timeout: Duration = .seconds(600), initialInterval: Duration = .milliseconds(500),
+        maximumInterval: Duration = .seconds(4), growth: Double = 1.5
+    ) {
         self.timeout = timeout
         self.initialInterval = initialInterval
         self.maximumInterval = maximumInterval
+        self.growth = max(1, growth)
+    }
+
+    /// The interval that follows `interval`.
+    public func interval(after interval: Duration) -> Duration {
+        min(interval * growth, maximumInterval)
+    }
+
+    /// The times, from the first poll, at which the polls within `span` happen (the first one at zero).
+    public func pollTimes(within span: Duration) -> [Duration] {
+        var times: [Duration] = [.zero]
+        var interval = initialInterval
+        while let last = times.last, last + interval <= span {
+            times.append(last + interval)
+            interval = self.interval(after: interval)
+        }
+        return times
     }
 }
 
@@ -56,7 +83,7 @@ enum StatusWaiter {
                     "\(what) stayed in status '\(lastStatus)' for \(policy.timeout) (wanted \(describe(wanted, wantsGone))); a service may be down, an admin can reset its status")
             }
             try await cancellableSleep(for: interval, service: service, operation: "wait for \(what)")
-            interval = min(interval * 2, policy.maximumInterval)
+            interval = policy.interval(after: interval)
         }
     }
 
