@@ -6,8 +6,10 @@ import BlockDelta
 /// snapshot, the temporary volume, the attachment (until the device shows on the proxy) and the cleanup;
 /// ``scanSeconds`` is reading the device into the sink. Waiting for a free attach slot is neither: it is
 /// the job's own `--parallel` limit, or Nova saying the proxy has no free disk slot. A step that did not
-/// run (the volume failed before it) counts 0. The steps run one after the other, so their sum is at most
-/// the volume's ``VolumeOutcome/seconds`` (the rest is local bookkeeping: journal writes, opening the device).
+/// run (the volume failed before it) counts 0. The steps run one after the other, except the cleanup: it
+/// starts once the device has been read, while the sink takes the volume's files (the end of the scan;
+/// a stream copies them then). So the sum of the steps before the cleanup is at most the volume's
+/// ``VolumeOutcome/seconds`` (the rest is local bookkeeping: journal writes, opening the device).
 public struct VolumeTimings: Sendable, Codable, Hashable {
     /// Creating the snapshot and waiting for Cinder to say `available`.
     public let snapshotSeconds: Double
@@ -17,9 +19,11 @@ public struct VolumeTimings: Sendable, Codable, Hashable {
     public let attachSlotWaitSeconds: Double
     /// Asking Nova to attach, waiting for `in-use` and for the device to appear on the proxy.
     public let attachSeconds: Double
-    /// Reading the device and storing its changed blocks into the sink (the scan).
+    /// Reading the device and storing its changed blocks into the sink (the scan), until the sink has taken
+    /// the volume's files.
     public let scanSeconds: Double
-    /// Detaching, waiting for `available`, deleting the temporary volume and the snapshot.
+    /// Detaching, waiting for `available`, deleting the temporary volume and the snapshot (from the end of
+    /// the device's read, beside the files' hand-over to the sink).
     public let cleanupSeconds: Double
     /// Seconds waiting on OpenStack: snapshot + temporary volume + attach + cleanup.
     public let openStackWaitSeconds: Double

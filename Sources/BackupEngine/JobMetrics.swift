@@ -69,7 +69,7 @@ public struct JobMetrics: Sendable {
         out.gauge("osbackup_job_duration_seconds", "How long the last run took.", [(job, ended.timeIntervalSince(started))])
         let volumes: [VolumeOutcome]
         if case .ran(let report) = outcome { volumes = report.volumes } else { volumes = [] }
-        out.gauge("osbackup_job_bytes_read", "Bytes the last run read from the volumes.", [(job, Double(volumes.reduce(0) { $0 + $1.bytesRead }))])
+        out.gauge("osbackup_job_bytes_read", "Bytes of the volumes the last run scanned (their size: holes of sparse sources are scanned without being read).", [(job, Double(volumes.reduce(0) { $0 + $1.bytesRead }))])
         out.gauge(
             "osbackup_job_bytes_stored", "Bytes of block data the last run stored (after compression).",
             [(job, Double(volumes.reduce(0) { $0 + $1.bytesStored }))])
@@ -88,7 +88,7 @@ public struct JobMetrics: Sendable {
             return labels
         }
         out.gauge("osbackup_volume_success", "1 when the last run saved the volume, else 0.", volumes.map { (labels($0), $0.saved ? 1 : 0) })
-        out.gauge("osbackup_volume_bytes_read", "Bytes the last run read from the volume.", volumes.map { (labels($0), Double($0.bytesRead)) })
+        out.gauge("osbackup_volume_bytes_read", "Bytes of the volume the last run scanned (its size: holes of a sparse source are scanned without being read).", volumes.map { (labels($0), Double($0.bytesRead)) })
         out.gauge(
             "osbackup_volume_bytes_stored", "Bytes of the volume's block data the last run stored.", volumes.map { (labels($0), Double($0.bytesStored)) })
         out.gauge(

@@ -85,9 +85,13 @@ public final class ScannedVolume: Sendable {
 /// level from the working dir, scan it into the sink, and leave the map commit to the job.
 public enum VolumeScan {
     /// Scans one volume (blocking: the calling thread waits while worker threads read and hash).
+    ///
+    /// `readingEnded` is called once the source has been read to its end and closed, before the sink takes
+    /// the volume's files: a cloud job detaches and deletes its temporary volume from then on, while a
+    /// stream sink copies the files (it is not called when the scan fails).
     public static func run(
         _ request: VolumeScanRequest, backupID: BackupID, state: VolumeStateStore, sink: any BackupSink,
-        control: ScanControl? = nil, logger: Logger
+        control: ScanControl? = nil, readingEnded: @Sendable () -> Void = {}, logger: Logger
     ) throws(BlockDeltaError) -> ScannedVolume {
         if let blockSize = request.blockSize { _ = try VolumeGeometry(blockSize: blockSize, volumeSize: 0) }
         let volumeID = request.volumeID.rawValue
@@ -127,6 +131,9 @@ public enum VolumeScan {
                 source: source, descriptor: descriptor, reference: plan.reference, files: files,
                 dataEncoding: sink.dataEncoding, newMapPath: state.pendingMapPath(volumeID: volumeID), configuration: request.parallelism, control: control,
                 logger: logger)
+            // The source is not read again: close it so that its device can go while the files are handed over.
+            try? source.file.close()
+            readingEnded()
             try sink.commitVolume(request.paths, files: files)
             let seconds = Date().timeIntervalSince(started)
             let record = VolumeBackupRecord(
@@ -157,17 +164,19 @@ public enum VolumeScan {
     /// Scans one volume from async code: the blocking scan runs on its own thread, off the cooperative
     /// pool; cancelling the task stops the scan at its next chunk (the error is then a cancellation).
     /// `progress` hears the source bytes done after each chunk; `didRead` is called on the reading threads
-    /// with the bytes each read took (see ``ScanControl``).
+    /// with the bytes each read took (see ``ScanControl``); `readingEnded` as in the blocking form.
     public static func run(
         _ request: VolumeScanRequest, backupID: BackupID, state: VolumeStateStore, sink: any BackupSink,
         progress: @escaping @Sendable (UInt64) -> Void = { _ in }, didRead: @escaping @Sendable (UInt64) -> Void = { _ in },
-        logger: Logger
+        readingEnded: @escaping @Sendable () -> Void = {}, logger: Logger
     ) async throws(BlockDeltaError) -> ScannedVolume {
         let control = ScanControl(progress: progress, didRead: didRead)
         let result: Result<ScannedVolume, BlockDeltaError> = await withTaskCancellationHandler {
             await BlockingWork.run {
                 Result { () throws(BlockDeltaError) -> ScannedVolume in
-                    try run(request, backupID: backupID, state: state, sink: sink, control: control, logger: logger)
+                    try run(
+                        request, backupID: backupID, state: state, sink: sink, control: control, readingEnded: readingEnded,
+                        logger: logger)
                 }
             }
         } onCancel: {

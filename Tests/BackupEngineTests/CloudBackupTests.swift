@@ -69,7 +69,10 @@ struct CloudBackupTests {
                 #expect(timings.scanSeconds > 0)
                 let openStack = timings.snapshotSeconds + timings.temporaryVolumeSeconds + timings.attachSeconds + timings.cleanupSeconds
                 #expect(abs(timings.openStackWaitSeconds - openStack) < 1e-9)
-                #expect(timings.openStackWaitSeconds + timings.attachSlotWaitSeconds + timings.scanSeconds <= volume.seconds + 1e-6, "\(timings), \(volume.seconds) s")
+                // The cleanup overlaps the end of the scan (the files' hand-over to the sink); the other steps follow each other.
+                let beforeCleanup = timings.openStackWaitSeconds - timings.cleanupSeconds + timings.attachSlotWaitSeconds + timings.scanSeconds
+                #expect(beforeCleanup <= volume.seconds + 1e-6, "\(timings), \(volume.seconds) s")
+                #expect(beforeCleanup - timings.scanSeconds + timings.cleanupSeconds <= volume.seconds + 1e-6, "\(timings), \(volume.seconds) s")
             }
             let totals = report.totals
             #expect(totals.bytesRead == report.volumes.reduce(0) { $0 + $1.bytesRead } && totals.bytesRead > 0)
@@ -88,6 +91,26 @@ struct CloudBackupTests {
             for key in ["\"timings\"", "\"openStackWaitSeconds\"", "\"attachSlotWaitSeconds\"", "\"scanSeconds\"", "\"totals\"", "\"volumesSeconds\""] {
                 #expect(json.contains(key), "\(key) missing")
             }
+        }
+    }
+
+    @Test("a volume's temporary resources are detached and deleted while the sink takes its files, not after")
+    func cleanupOverlapsHandOver() async throws {
+        try await withCloudJob(transitionDelay: 0.05) { running, cloud, directory in
+            let jobID = BackupID.generate()
+            let repository = try DirectorySink(repository: BackupRepository(directory: "\(directory)/repo", create: true), jobID: jobID)
+            // One volume at a time: when a volume's files are handed over, its resources are the only temporary ones.
+            let probe = HandOverProbe(repository) {
+                guard let inventory = try? running.inventory() else { return false }
+                let proxyID = EmulatorSeed.serverID("backup-proxy")
+                return inventory.snapshots.isEmpty && !inventory.volumes.contains { $0.metadata[CloudTags.job] != nil }
+                    && !inventory.attachments.contains { $0.serverID == proxyID && $0.volumeID != EmulatorSeed.volumeID("proxy-root") }
+            }
+            let report = try await CloudBackupJob.run(
+                request(directory, running, level: .full, parallel: 1), cloud: cloud, sink: probe, jobID: jobID, logger: testLogger)
+            #expect(report.allSaved && report.volumes.count == 4, "\(report.volumes)")
+            #expect(probe.handOvers.withLock { $0 } == [true, true, true, true], "the cloud was clean during each volume's hand-over")
+            try expectNoDebris(running)
         }
     }
 
@@ -202,5 +225,37 @@ struct CloudBackupTests {
             #expect(!volumes.contains(lost.id))
             #expect(volumes.contains(operators.id))
         }
+    }
+}
+
+/// A directory repository's sink that, as each volume's files are handed over, waits (up to 20 s) for
+/// `cloudIsClean` and records whether it came true.
+final class HandOverProbe: BackupSink {
+    let repository: DirectorySink
+    let cloudIsClean: @Sendable () -> Bool
+    let handOvers = LockedValue<[Bool]>([])
+
+    init(_ repository: DirectorySink, cloudIsClean: @escaping @Sendable () -> Bool) {
+        self.repository = repository
+        self.cloudIsClean = cloudIsClean
+    }
+
+    func isStored(_ id: BackupID, paths: VolumeNamespacePaths) -> Bool { repository.isStored(id, paths: paths) }
+    func writeFile(_ path: String, contents: [UInt8]) throws(BlockDeltaError) { try repository.writeFile(path, contents: contents) }
+    func beginVolume(_ paths: VolumeNamespacePaths) throws(BlockDeltaError) -> VolumeBackupFiles { try repository.beginVolume(paths) }
+    func abandonVolume(_ paths: VolumeNamespacePaths, files: VolumeBackupFiles) { repository.abandonVolume(paths, files: files) }
+    func finish(_ manifest: BackupJobManifest) throws(BlockDeltaError) { try repository.finish(manifest) }
+    func abandon() { repository.abandon() }
+    var dataEncoding: DataEncoding { repository.dataEncoding }
+
+    func commitVolume(_ paths: VolumeNamespacePaths, files: VolumeBackupFiles) throws(BlockDeltaError) {
+        let deadline = Date().addingTimeInterval(20)
+        var clean = cloudIsClean()
+        while !clean && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.02)
+            clean = cloudIsClean()
+        }
+        handOvers.withLock { $0.append(clean) }
+        try repository.commitVolume(paths, files: files)
     }
 }

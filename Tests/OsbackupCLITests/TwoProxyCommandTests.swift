@@ -34,12 +34,12 @@ struct TwoProxyCommandTests {
             project: admin
             flavor: m1.small
             volumes:
-              - {name: app-1-root, size: 32, content: [{random: 256K, seed: 1}]}   # killed mid-read (30 s at 1M/s)
+              - {name: app-1-root, size: 32, content: [{random: 32M, seed: 1}]}   # killed mid-read (32 s at 1M/s: all data, no holes to skip)
           - name: app-2
             project: admin
             flavor: m1.small
             volumes:
-              - {name: app-2-root, size: 8, content: [{random: 256K, seed: 2}]}    # 7 s at 1M/s
+              - {name: app-2-root, size: 8, content: [{random: 8M, seed: 2}]}      # 8 s at 1M/s
         """
 
     /// `osbackupArray` on a thread of its own: this test polls, and a pool thread held by each poll would
