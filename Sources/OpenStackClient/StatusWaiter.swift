@@ -1,8 +1,9 @@
 /// How long and how often to poll a resource for a status: back-off from `initialInterval`, growing by
 /// `growth` per poll up to `maximumInterval`, for at most `timeout`.
 ///
-/// The defaults (0.5 s, × 1.5, at most 4 s) see a step at most 50% (and at most 4 s) after it ended, in
-/// five or six polls for the 2–10 s that a snapshot, a volume or an attachment takes on a real cloud.
+/// The defaults (0.5 s, × 1.5, at most 4 s) see a step that ended at t by 1.5 t + 0.5 s, and never more
+/// than 4 s late, in four to seven polls for the 2–10 s that a snapshot, a volume or an attachment takes
+/// on a real cloud.
 /// Doubling to 10 s, the earlier default, saw a 4 s attachment at 7.5 s and an 8 s one at 15.5 s: that
 /// lost time is paid per step and per volume, on every job.
 public struct StatusWaitPolicy: Sendable {
