@@ -354,7 +354,7 @@ struct CloudVolumeWorkflow: Sendable {
     ///
     /// The undo starts as soon as the scan has read the device to its end, while the sink takes the
     /// volume's files (a stream copies them then), or when a step fails: the detach and the two deletions
-    /// overlap the hand-over, and the attach slot is free for the next volume sooner.
+    /// overlap the hand-over instead of following it.
     func backUp(volume: Volume, serverID: String?, paths: VolumeNamespacePaths, phases: VolumePhaseClock) async -> Result<ScannedVolume, BackupError> {
         var logger = logger
         logger[metadataKey: "osb-volume"] = "\(volume.id)"

@@ -88,7 +88,8 @@ public enum VolumeScan {
     ///
     /// `readingEnded` is called once the source has been read to its end and closed, before the sink takes
     /// the volume's files: a cloud job detaches and deletes its temporary volume from then on, while a
-    /// stream sink copies the files (it is not called when the scan fails).
+    /// stream sink copies the files. It is not called when the read fails; when the hand-over fails after
+    /// it, the volume fails as well (its temporary resources are already going).
     public static func run(
         _ request: VolumeScanRequest, backupID: BackupID, state: VolumeStateStore, sink: any BackupSink,
         control: ScanControl? = nil, readingEnded: @Sendable () -> Void = {}, logger: Logger

@@ -16,20 +16,21 @@ public struct StatusWaitPolicy: Sendable {
     /// The factor from one interval to the next (at least 1).
     public var growth: Double
 
-    /// Creates a policy; defaults: 10 minutes, 0.5 s growing by half to 4 s.
+    /// Creates a policy; defaults: 10 minutes, 0.5 s growing by half to 4 s. Intervals are at least 1 ms
+    /// and `growth` is kept within 1…16.
     public init(
         timeout: Duration = .seconds(600), initialInterval: Duration = .milliseconds(500),
         maximumInterval: Duration = .seconds(4), growth: Double = 1.5
     ) {
         self.timeout = timeout
-        self.initialInterval = initialInterval
-        self.maximumInterval = maximumInterval
-        self.growth = max(1, growth)
+        self.initialInterval = max(initialInterval, .milliseconds(1))
+        self.maximumInterval = max(maximumInterval, self.initialInterval)
+        self.growth = growth.isFinite ? min(max(1, growth), 16) : 1
     }
 
     /// The interval that follows `interval`.
     public func interval(after interval: Duration) -> Duration {
-        min(interval * growth, maximumInterval)
+        interval >= maximumInterval ? maximumInterval : min(interval * growth, maximumInterval)
     }
 
     /// The times, from the first poll, at which the polls within `span` happen (the first one at zero).

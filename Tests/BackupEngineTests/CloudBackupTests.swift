@@ -114,6 +114,41 @@ struct CloudBackupTests {
         }
     }
 
+    @Test("readingEnded comes once the whole source has been read, before the sink takes the volume's files")
+    func readingEndedAfterTheRead() async throws {
+        try await withTemporaryDirectory { directory in
+            var generator = SeededGenerator(seed: 11)
+            let image = DiskImage.content(size: 3_000_000, using: &generator)
+            try DiskImage.write(image, to: "\(directory)/disk.img")
+            let volumeID = try VolumeID.validated(UUID().uuidString.lowercased())
+            let backupID = BackupID.generate()
+            let repository = try DirectorySink(repository: BackupRepository(directory: "\(directory)/repo", create: true), jobID: backupID)
+            let probe = HandOverProbe(repository) { true }
+            let done = LockedValue<UInt64>(0)
+            let atSignal = LockedValue<[(done: UInt64, handOvers: Int)]>([])
+            let state = try VolumeStateStore(directory: "\(directory)/state")
+            let scanned = try await VolumeScan.run(
+                VolumeScanRequest(
+                    sourcePath: "\(directory)/disk.img", sourceDescription: "disk.img", volumeID: volumeID,
+                    paths: BackupNamespace.volumeFiles(folder: BackupNamespace.images, volumeID: volumeID.rawValue, volumeName: "disk.img"),
+                    level: .full, blockSize: 4096, parallelism: ParallelIOConfiguration(chunkSize: 64 << 10, workerCount: 2)),
+                backupID: backupID, state: state, sink: probe,
+                progress: { bytes in done.withLock { $0 = max($0, bytes) } },
+                readingEnded: {
+                    let read = done.withLock { $0 }
+                    let handOvers = probe.handOvers.withLock { $0.count }
+                    atSignal.withLock { $0.append((read, handOvers)) }
+                },
+                logger: testLogger)
+            scanned.discardMap(state: state)
+            let signals = atSignal.withLock { $0 }
+            try #require(signals.count == 1, "readingEnded called \(signals.count) times")
+            #expect(signals[0].done == UInt64(image.count), "signalled after \(signals[0].done) of \(image.count) bytes")
+            #expect(signals[0].handOvers == 0, "signalled after the sink took the files")
+            #expect(probe.handOvers.withLock { $0.count } == 1)
+        }
+    }
+
     @Test("awkward names are path-safe, the .name keeps the original, the .conf holds no secret")
     func namespace() async throws {
         try await withCloudJob { running, cloud, directory in

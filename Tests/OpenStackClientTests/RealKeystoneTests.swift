@@ -128,16 +128,25 @@ struct RealKeystoneTests {
 
     @Test("a token about to expire is renewed before it is used")
     func renewalBeforeExpiry() async throws {
-        // The margin is set so that the token is "about to expire" after eight seconds of its life: room for a
-        // loaded machine between the two first calls.
-        let margin = keystone.tokenLifetime - 8
-        try await withSession(keystone.passwordConfiguration(), renewalMargin: margin) { session async throws in
-            let first = try await session.token()
-            #expect(try await session.token().value == first.value, "fresh tokens are reused")
-            try await Task.sleep(for: .seconds(9))
-            let second = try await session.token()
-            #expect(second.value != first.value)
-            #expect(second.expiresAt > first.expiresAt)
+        // The margin is set so that the token is "about to expire" after `grace` seconds of its life. A first
+        // request slower than half of that (Keystone busy with the other tests) leaves no room to see the fresh
+        // token reused: that attempt is started again, up to three times.
+        let grace = min(20, keystone.tokenLifetime / 2)
+        let margin = keystone.tokenLifetime - grace
+        for attempt in 1...3 {
+            let started = ContinuousClock.now
+            let tested = try await withSession(keystone.passwordConfiguration(), renewalMargin: margin) { session async throws -> Bool in
+                let first = try await session.token()
+                guard ContinuousClock.now - started < .seconds(grace / 2) else { return false }
+                #expect(try await session.token().value == first.value, "fresh tokens are reused")
+                try await Task.sleep(for: .seconds(grace + 1))
+                let second = try await session.token()
+                #expect(second.value != first.value)
+                #expect(second.expiresAt > first.expiresAt)
+                return true
+            }
+            if tested { return }
+            if attempt == 3 { Issue.record("three first token requests each took over \(grace / 2) s: Keystone was too slow to test the renewal") }
         }
     }
 
