@@ -37,10 +37,11 @@ public struct JobMetrics: Sendable {
         return false
     }
 
-    /// Writes the text to `path` (atomically, mode 0644) after updating the history at `historyPath`;
-    /// returns the text written.
+    /// Writes the text to `path` (atomically, mode 0644) after updating the job's history in the state
+    /// directory `stateDirectory` (``MetricsHistory/path(stateDirectory:job:)``); returns the text written.
     @discardableResult
-    public func write(to path: String, historyPath: String) throws(BackupError) -> String {
+    public func write(to path: String, stateDirectory: String) throws(BackupError) -> String {
+        let historyPath = MetricsHistory.path(stateDirectory: stateDirectory, job: job)
         var history = MetricsHistory.load(historyPath)
         history.record(self)
         let text = render(history: history)
@@ -126,6 +127,11 @@ public struct MetricsHistory: Sendable, Codable, Equatable {
 
     /// An empty history.
     public init() {}
+
+    /// Where the history of job `job` is kept: `<state>/metrics/<path-safe job name>.json`.
+    public static func path(stateDirectory: String, job: String) -> String {
+        "\(stateDirectory)/metrics/\(PathSafeName.make(job)).json"
+    }
 
     /// The history at `path`; empty when there is none or it cannot be read (the next success rebuilds it).
     public static func load(_ path: String) -> MetricsHistory {

@@ -17,17 +17,13 @@ struct ProxyAttacher: Sendable {
     let jobID: String
 
     /// Attaches `volumeID` to the proxy and returns its device path. The journal entry and the attach slot
-    /// are recorded in `track`, so ``WorkflowTrack/undo(with:)`` detaches it whatever happens next. With
-    /// `phases`, the waits for a slot and the attach itself (requests, `in-use`, the device) are timed apart.
+    /// are recorded in `track`, so ``WorkflowTrack/undo(with:)`` detaches it whatever happens next. The
+    /// waits for a slot and the attach itself (requests, `in-use`, the device) are timed apart in `phases`.
     func attach(
-        volumeID: String, name: String, requestTag: String, sourceVolumeID: String, track: WorkflowTrack, phases: VolumePhaseClock? = nil,
-        logger: Logger
+        volumeID: String, name: String, requestTag: String, sourceVolumeID: String, track: WorkflowTrack,
+        phases: VolumePhaseClock = VolumePhaseClock(), logger: Logger
     ) async throws -> String {
-        func timed<Value, Failure: Error>(_ phase: VolumePhase, _ body: () async throws(Failure) -> Value) async throws(Failure) -> Value {
-            if let phases { return try await phases.time(phase, body) }
-            return try await body()
-        }
-        await timed(.attachSlotWait) { await gate.acquire() }
+        await phases.time(.attachSlotWait) { await gate.acquire() }
         track.holdsSlot.withLock { $0 = true }
         let attachKey = try journal.record(
             JournalEntry(
@@ -37,7 +33,7 @@ struct ProxyAttacher: Sendable {
         while true {
             let refusal: OpenStackError
             do {
-                _ = try await timed(.attach) { () async throws(OpenStackError) in
+                _ = try await phases.time(.attach) { () async throws(OpenStackError) in
                     try await cloud.compute.attachVolume(serverID: proxyServerID, volumeID: volumeID)
                 }
                 break
@@ -54,10 +50,10 @@ struct ProxyAttacher: Sendable {
                     hint: "detach volumes from the proxy or raise max_disk_devices; see docs/operations.md")
             }
             logger.notice("the proxy has no free disk slot: fewer volumes in parallel", metadata: ["osb-error": "\(refusal.message)"])
-            await timed(.attachSlotWait) { await gate.acquire() }
+            await phases.time(.attachSlotWait) { await gate.acquire() }
             track.holdsSlot.withLock { $0 = true }
         }
-        let device = try await timed(.attach) {
+        let device = try await phases.time(.attach) {
             _ = try await cloud.blockStorage.waitForVolume(id: volumeID, statuses: ["in-use"])
             return try await devices.waitForDevice(volumeID: volumeID)
         }

@@ -47,7 +47,7 @@ public final class ReadRateLimiter: Sendable {
             return paid
         }
         let wait = due - now - .seconds(1)
-        if wait > .zero { Thread.sleep(forTimeInterval: Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18) }
+        if wait > .zero { Thread.sleep(forTimeInterval: wait.inSeconds) }
     }
 
     /// A progress callback for one scan, which reports cumulative bytes, turned into deltas for ``consume(_:)``.

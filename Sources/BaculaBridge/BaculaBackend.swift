@@ -202,7 +202,7 @@ public struct BaculaBackend: Sendable {
         guard let directory = parameters.value("metrics_dir") else { return }
         let name = PathSafeName.make(job.jobResourceName)
         do {
-            try metrics.write(to: "\(directory)/osbackup-\(name).prom", historyPath: "\(state)/metrics/\(name).json")
+            try metrics.write(to: "\(directory)/osbackup-\(name).prom", stateDirectory: state)
         } catch {
             logger.warning("metrics not written", metadata: ["osb-error": "\(error)"])
             try? writer.send(BackendPacket(.warning, text: "\(error)"))

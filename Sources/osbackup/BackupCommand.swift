@@ -144,7 +144,7 @@ struct BackupCommand: AsyncParsableCommand {
         let job = metricsJob ?? ((metricsFile as NSString).lastPathComponent as NSString).deletingPathExtension
         let metrics = JobMetrics(job: job, started: started, ended: Date(), outcome: outcome)
         do {
-            try metrics.write(to: metricsFile, historyPath: "\(state)/metrics/\(PathSafeName.make(job)).json")
+            try metrics.write(to: metricsFile, stateDirectory: state)
         } catch {
             logger.warning("metrics not written", metadata: ["osb-error": "\(error)"])
             printError("warning: \(error)")

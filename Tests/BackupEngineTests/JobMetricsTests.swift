@@ -44,20 +44,21 @@ struct JobMetricsTests {
     func failureKeepsHistory() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("osb-metrics-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let file = "\(directory)/out/osbackup-nightly.prom", historyPath = "\(directory)/state/metrics/nightly.json"
+        let file = "\(directory)/out/osbackup-nightly.prom", state = "\(directory)/state"
         try FileManager.default.createDirectory(atPath: "\(directory)/out", withIntermediateDirectories: true)
         let first = JobMetrics(
             job: "nightly", started: Date(timeIntervalSince1970: 100), ended: Date(timeIntervalSince1970: 200),
             outcome: .ran(report([volume("v-1", name: "root", saved: true), volume("v-2", name: "data", saved: true)])))
-        try first.write(to: file, historyPath: historyPath)
+        try first.write(to: file, stateDirectory: state)
         let partial = JobMetrics(
             job: "nightly", started: Date(timeIntervalSince1970: 300), ended: Date(timeIntervalSince1970: 400),
             outcome: .ran(report([volume("v-1", name: "root", saved: true), volume("v-2", name: "data", saved: false)])))
-        try partial.write(to: file, historyPath: historyPath)
+        try partial.write(to: file, stateDirectory: state)
         let failed = JobMetrics(
             job: "nightly", started: Date(timeIntervalSince1970: 500), ended: Date(timeIntervalSince1970: 600), outcome: .failedBeforeVolumes)
-        let text = try failed.write(to: file, historyPath: historyPath)
+        let text = try failed.write(to: file, stateDirectory: state)
         #expect(try String(contentsOfFile: file, encoding: .utf8) == text)
+        #expect(FileManager.default.fileExists(atPath: "\(state)/metrics/nightly.json"), "the history is kept in the state directory")
         #expect(text.contains("osbackup_job_success{job=\"nightly\"} 0\n"))
         #expect(text.contains("osbackup_job_last_run_timestamp_seconds{job=\"nightly\"} 600\n"))
         #expect(text.contains("osbackup_job_last_success_timestamp_seconds{job=\"nightly\"} 200\n"), "the partial run was not a success")

@@ -1,13 +1,15 @@
-"""Shared by scripts/bench-peers, scripts/bench-bacula and scripts/bench-cloud (imported, not run).
+"""Shared by the scripts/bench-* benchmarks (imported, not run).
 
 Timed steps that end with `sync`, peak RSS and CPU from wait4, the machine's limits measured in the same
 run (durable write rate by `dd conv=fsync`, SHA-256 on two cores by `openssl speed -multi`), a description
 of the machine (CPU model, SHA extensions, load), the seeded images of scripts/gen-disk-image.py, Debian
-packages installed on demand, and medians.
+packages installed on demand, the emulator as a process, and medians.
 """
+import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -324,3 +326,55 @@ class CopyOnWriteFolder:
         if os.path.exists(self.image):
             os.unlink(self.image)
         return False
+
+
+class EmulatorProcess:
+    """`osbackup emulator serve` seeded with `seed` (YAML text) in `work`, its state under `state_root`;
+    `stop()` sends SIGTERM (it detaches its loop devices). Exits the script when it does not start."""
+
+    def __init__(self, binary, work, seed, transition_delay, loop_devices, state_root):
+        self.binary = binary
+        self.work = work
+        self.state = os.path.join(state_root, "cloud")
+        self.clouds = os.path.join(work, "clouds.yaml")
+        seed_path = os.path.join(work, "seed.yaml")
+        with open(seed_path, "w") as out:
+            out.write(seed)
+        command = [binary, "emulator", "serve", "--state", self.state, "--seed", seed_path, "--clouds-yaml", self.clouds,
+                   "--transition-delay", str(transition_delay), "--size-unit", "mib", "--log-level", "warning"]
+        if loop_devices:
+            command.append("--loop-devices")
+        self.out = open(os.path.join(work, "serve.out"), "w")
+        self.err = open(os.path.join(work, "serve.err"), "w")
+        self.process = subprocess.Popen(command, stdout=self.out, stderr=self.err)
+        deadline = time.monotonic() + 600  # seeding writes every volume's content
+        while time.monotonic() < deadline:
+            if os.path.getsize(os.path.join(work, "serve.out")) > 0:
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        self.stop()
+        with open(os.path.join(work, "serve.err")) as err:
+            sys.exit("the emulator did not start (see %s/serve.err):\n%s" % (work, err.read()[-3000:]))
+
+    def inventory(self):
+        """`osbackup emulator inventory --json`, parsed."""
+        return json.loads(subprocess.run(
+            [self.binary, "emulator", "inventory", "--state", self.state, "--json"], capture_output=True, text=True, check=True).stdout)
+
+    def cpu(self):
+        """CPU seconds of the emulator and of the helpers it has reaped (cp of snapshots and volumes, losetup)."""
+        pid = self.process.pid
+        return (ProcessCPU.seconds(pid) or 0.0) + (ProcessCPU.children_seconds(pid) or 0.0)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.out.close()
+        self.err.close()
